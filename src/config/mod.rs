@@ -1,0 +1,4 @@
+//! App configuration: `slipway.yml` / `.slipway.yml`, a `Procfile`, an `.aptible.yml`,
+//! parsed into the typed model of `model` and validated before anything runs.
+
+pub mod model;

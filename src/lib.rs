@@ -1,0 +1,11 @@
+//! Slipway: a self-hosted deploy orchestrator. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod ids;
+pub mod pipeline;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod source;
+pub mod store;
