@@ -125,6 +125,9 @@ pub struct Scale {
 pub struct ServiceScale {
     pub instances: u32,
     pub size_mb: u32,
+    /// Set by a `scale` operation: later deploys keep it instead of the config's value.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// A release: an artifact + configuration + scale, numbered per environment.

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::model::{HealthCheck, Hook};
-use crate::ids::{EnvKey, OperationId, ReleaseNumber, ServiceName};
+use crate::config::model::{AppConfig, HealthCheck, Hook};
+use crate::config::ConfigErrors;
+use crate::ids::{AppName, EnvKey, OperationId, ReleaseNumber, ServiceName};
 use crate::pipeline::log::OperationLog;
 use crate::pipeline::model::*;
 
@@ -167,6 +168,8 @@ pub struct BuildSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct InstanceSpec {
     pub env: EnvKey,
+    /// The operation starting it: a restart starts new instances of the same release.
+    pub operation: OperationId,
     pub service: ServiceName,
     pub release: ReleaseNumber,
     pub index: u32,
@@ -185,8 +188,8 @@ pub struct InstanceSpec {
 impl InstanceSpec {
     pub fn instance_id(&self) -> String {
         format!(
-            "{}-{}-{}-{}-{}",
-            self.env.app, self.env.env, self.service, self.release, self.index
+            "{}-{}-{}-{}-{}-op{}",
+            self.env.app, self.env.env, self.service, self.release, self.index, self.operation
         )
     }
 }
@@ -249,11 +252,16 @@ pub trait Traffic: Send + Sync + 'static {
     fn url(&self, env: &EnvKey) -> String;
 }
 
-/// Where the source of a deploy comes from.
+/// Where the source of a deploy comes from, and the configuration of what was built.
 #[async_trait]
 pub trait Sources: Send + Sync + 'static {
     /// Materialises the source in a directory and says which commit it is.
     async fn fetch(&self, spec: &SourceSpec, log: &OperationLog) -> EffectResult<FetchedSource>;
+    /// Reads the app configuration of a fetched source.
+    async fn config_of_source(&self, source: &FetchedSource, app: &AppName) -> Result<AppConfig, ConfigErrors>;
+    /// Reads the app configuration that an artifact was built with (for operations
+    /// that reuse a release's artifact: redeploy, restart, rollback...).
+    async fn config_of_artifact(&self, artifact: &Artifact, app: &AppName) -> Result<AppConfig, ConfigErrors>;
 }
 
 #[derive(Clone, Debug, PartialEq)]
