@@ -1,1 +1,7 @@
-//! TODO
+//! Runtimes: where builds, hooks and instances actually run. `local` runs them as
+//! processes on this machine; `health` holds the single health checks (HTTP, TCP) that
+//! any runtime whose instances are reachable on an address can use.
+
+pub mod health;
+
+mod human;
