@@ -3,5 +3,6 @@
 //! any runtime whose instances are reachable on an address can use.
 
 pub mod health;
+pub mod local;
 
 mod human;

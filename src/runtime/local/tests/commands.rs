@@ -1,0 +1,199 @@
+//! Hooks run in an ephemeral instance: how a script fails, its output in the log, and
+//! that neither a timeout nor a forked daemon leaves a process behind.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::pipeline::traits::{CommandOutcome, Runtime};
+use crate::runtime::local::LocalRuntime;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+struct Fixture {
+    _data: tempfile::TempDir,
+    app: tempfile::TempDir,
+    runtime: LocalRuntime,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let (data, app) = (
+            tempfile::tempdir().expect("data"),
+            tempfile::tempdir().expect("app"),
+        );
+        let runtime = LocalRuntime::new(data.path().to_owned());
+        Self {
+            _data: data,
+            app,
+            runtime,
+        }
+    }
+
+    async fn run(&self, spec: &CommandSpec) -> (CommandOutcome, Vec<String>) {
+        let (log, store) = recorded_log(&[]);
+        let outcome = self
+            .runtime
+            .run(&directory(self.app.path()), spec, &log)
+            .await
+            .expect("run");
+        (outcome, store.lines())
+    }
+
+    fn pid_in(&self, file: &str) -> i32 {
+        fs::read_to_string(self.app.path().join(file))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+}
+
+#[tokio::test]
+async fn a_script_fails_on_its_last_command_unless_it_sets_e() {
+    let fixture = Fixture::new();
+    let (outcome, _) = fixture
+        .run(&script("before_release", "false; echo after", MINUTE))
+        .await;
+    assert_eq!(outcome, CommandOutcome::Exited(0));
+
+    let (outcome, _) = fixture
+        .run(&script("before_release", "echo before; exit 7", MINUTE))
+        .await;
+    assert_eq!(outcome, CommandOutcome::Exited(7));
+
+    let (outcome, lines) = fixture
+        .run(&script(
+            "before_release",
+            "set -e\nfalse\necho never",
+            MINUTE,
+        ))
+        .await;
+    assert_eq!(outcome, CommandOutcome::Exited(1));
+    assert!(lines.is_empty(), "{lines:?}");
+
+    let (outcome, _) = fixture
+        .run(&script("before_release", "kill -KILL $$", MINUTE))
+        .await;
+    assert_eq!(outcome, CommandOutcome::Signalled(9));
+}
+
+#[tokio::test]
+async fn output_lines_reach_the_log_in_order_and_in_batches() {
+    let fixture = Fixture::new();
+    let (log, store) = recorded_log(&[]);
+    let counting = "i=1; while [ $i -le 500 ]; do echo \"line $i\"; i=$((i + 1)); done";
+    let outcome = fixture
+        .runtime
+        .run(
+            &directory(fixture.app.path()),
+            &script("deploy", counting, MINUTE),
+            &log,
+        )
+        .await
+        .expect("run");
+    assert_eq!(outcome, CommandOutcome::Exited(0));
+    let expected: Vec<String> = (1..=500).map(|i| format!("[deploy] line {i}")).collect();
+    assert_eq!(store.lines(), expected);
+    assert!(
+        store.appends() < 100,
+        "500 lines took {} writes",
+        store.appends()
+    );
+}
+
+#[tokio::test]
+async fn a_flood_on_one_line_is_cut_not_buffered() {
+    let fixture = Fixture::new();
+    let flood = "head -c 1000000 /dev/zero | tr '\\000' a; echo; echo next";
+    let (outcome, lines) = fixture.run(&script("hook", flood, MINUTE)).await;
+    assert_eq!(outcome, CommandOutcome::Exited(0));
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].ends_with("a [line cut]") && lines[0].len() < 9 * 1024,
+        "{}",
+        lines[0].len()
+    );
+    assert_eq!(lines[1], "[hook] next");
+}
+
+#[tokio::test]
+async fn a_command_gets_its_env_and_cwd_and_not_the_servers_env() {
+    let fixture = Fixture::new();
+    fs::create_dir(fixture.app.path().join("sub")).expect("sub");
+    let mut spec = script("hook", "pwd; echo \"greeting=$GREETING\"; env", MINUTE);
+    spec.env.insert("GREETING".into(), "hello".into());
+    spec.cwd = Some("sub".into());
+    let (_, lines) = fixture.run(&spec).await;
+    assert!(lines[0].ends_with("/sub"), "{lines:?}");
+    assert_eq!(lines[1], "[hook] greeting=hello");
+    // Cargo gives the test process variables of its own; none of them reach a hook.
+    if let Some((server_only, _)) = std::env::vars().find(|(key, _)| key.starts_with("CARGO")) {
+        assert!(
+            !lines
+                .iter()
+                .any(|line| line.starts_with(&format!("[hook] {server_only}="))),
+            "{lines:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hook_that_times_out_is_killed_with_its_children() {
+    let fixture = Fixture::new();
+    let spec = script(
+        "post_deploy",
+        "sleep 1000 & echo $! > child.pid; sleep 1000",
+        Duration::from_millis(500),
+    );
+    let (outcome, lines) = fixture.run(&spec).await;
+    assert_eq!(outcome, CommandOutcome::TimedOut);
+    assert_eq!(lines, ["[post_deploy] timed out after 500ms: stopped"]);
+    let child = fixture.pid_in("child.pid");
+    assert!(
+        eventually(Duration::from_secs(5), || async { !pid_exists(child) }).await,
+        "the hook's child was killed"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_forks_a_daemon_returns_and_the_daemon_is_gone() {
+    let fixture = Fixture::new();
+    let spec = script(
+        "after_deploy_success",
+        "sleep 1000 & echo $! > daemon.pid; echo done",
+        MINUTE,
+    );
+    let started = Instant::now();
+    let (outcome, lines) = tokio::time::timeout(Duration::from_secs(20), fixture.run(&spec))
+        .await
+        .expect("returns");
+    assert_eq!(outcome, CommandOutcome::Exited(0));
+    assert_eq!(lines, ["[after_deploy_success] done"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let daemon = fixture.pid_in("daemon.pid");
+    assert!(
+        eventually(Duration::from_secs(5), || async { !pid_exists(daemon) }).await,
+        "the daemon was killed"
+    );
+}
+
+#[tokio::test]
+async fn an_image_artifact_is_refused_with_a_reason() {
+    let fixture = Fixture::new();
+    let (log, _) = recorded_log(&[]);
+    let image = Artifact::Image {
+        reference: "shop:v1".into(),
+        digest: "sha256:00".into(),
+    };
+    let error = fixture
+        .runtime
+        .run(&image, &script("hook", "true", MINUTE), &log)
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("docker runtime"), "{error}");
+}
