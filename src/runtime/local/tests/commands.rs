@@ -197,3 +197,59 @@ async fn an_image_artifact_is_refused_with_a_reason() {
         .expect_err("refused");
     assert!(error.to_string().contains("docker runtime"), "{error}");
 }
+
+#[tokio::test]
+async fn output_lands_in_the_real_store_in_order() {
+    use crate::pipeline::model::{NewOperation, OperationKind};
+    use crate::pipeline::traits::Store;
+    use crate::store::SqliteStore;
+
+    let fixture = Fixture::new();
+    let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+    let env = EnvKey::new("shop", "staging");
+    store.ensure_environment(&env).await.expect("environment");
+    let operation = store
+        .create_operation(NewOperation {
+            env,
+            kind: OperationKind::Deploy,
+            source: None,
+            commit: None,
+            args: serde_json::Value::Null,
+            initiator: "test".into(),
+        })
+        .await
+        .expect("operation");
+    let log = OperationLog::new(
+        operation.id,
+        store.clone(),
+        Arc::new(SystemClock),
+        Masker::new(["s3cret-token"]),
+        LogBus::default(),
+    );
+    let hook = "echo one; echo two; echo \"three s3cret-token\"";
+    let outcome = fixture
+        .runtime
+        .run(
+            &directory(fixture.app.path()),
+            &script("before_release", hook, MINUTE),
+            &log,
+        )
+        .await
+        .expect("run");
+    assert_eq!(outcome, CommandOutcome::Exited(0));
+    let lines: Vec<String> = store
+        .log_lines(operation.id, 0, 100)
+        .await
+        .expect("lines")
+        .into_iter()
+        .map(|line| line.text)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "[before_release] one",
+            "[before_release] two",
+            "[before_release] three ****"
+        ]
+    );
+}
