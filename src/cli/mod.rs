@@ -1,1 +1,230 @@
-//! TODO
+//! The command line: `slipway up`, `serve`, `validate`, and the client commands that
+//! talk to a server. Parsing lives here; what each command does lives beside it.
+
+mod client;
+mod commands;
+mod follow;
+mod up;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::server::RuntimeKind;
+
+pub use client::{Client, ClientError};
+
+#[derive(Parser, Debug)]
+#[command(name = "slipway", version, about = "A self-hosted deploy orchestrator", propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Quick start: serve, and deploy DIR to an environment with the local runtime.
+    Up {
+        /// The app folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, default_value = "local")]
+        env: String,
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run the webhook server, API, router and pipeline.
+    Serve {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Check a configuration: exit 0, or print FILE:LINE:COL: message lines and exit 1.
+    Validate {
+        /// A slipway.yml, .slipway.yml, Procfile or .aptible.yml; default: the current folder's.
+        file: Option<PathBuf>,
+    },
+    /// Deploy a folder, a git ref, or an image.
+    Deploy {
+        /// The folder to deploy (its files are sent to the server; in a git folder, HEAD is the commit).
+        dir: Option<PathBuf>,
+        #[arg(long, conflicts_with_all = ["dir", "image"], requires = "reference")]
+        git: Option<String>,
+        #[arg(long = "ref", requires = "git")]
+        reference: Option<String>,
+        #[arg(long, conflicts_with = "dir")]
+        image: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run the deploy again with the same release: only post_deploy runs.
+    Redeploy {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Roll back to the previous release, or to --to vN.
+    Rollback {
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel an operation: a queued one at once, a running one rolls back.
+    Cancel {
+        operation: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List operations.
+    Ops {
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        env: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List an environment's releases.
+    Releases {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print an operation's log.
+    Logs {
+        operation: i64,
+        /// Keep printing until the operation ends.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Configuration variables of an environment.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Set variables: KEY=VALUE...
+    Set {
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// Build variables: given to the build hook; changing one rebuilds.
+        #[arg(long)]
+        build: bool,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove variables.
+    Unset {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List variable names (values are secrets and are not shown).
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `--app` and `--env`.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Default: `app:` of slipway.yml in the folder (or `.`), else the folder's name.
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long, default_value = "local", env = "SLIPWAY_ENV")]
+    pub env: String,
+}
+
+/// How client commands find the server.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:7070")]
+    pub server: String,
+    /// Default: ./.slipway/admin.token.
+    #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Return the operation id at once instead of waiting for the end.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Server flags; each is also a `SLIPWAY_<FLAG>` variable.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// The SQLite database, artifacts, build cache and logs.
+    #[arg(long = "data", env = "SLIPWAY_DATA", default_value = "./.slipway")]
+    pub data_dir: PathBuf,
+    /// API, webhooks and dashboard.
+    #[arg(long, env = "SLIPWAY_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// The HTTP router.
+    #[arg(long, env = "SLIPWAY_ROUTER", default_value = "127.0.0.1:8080")]
+    pub router: SocketAddr,
+    #[arg(long, env = "SLIPWAY_RUNTIME", value_enum, default_value = "local")]
+    pub runtime: RuntimeKind,
+    /// For links posted to GitHub.
+    #[arg(long, env = "SLIPWAY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+}
+
+impl ServerArgs {
+    pub fn options(&self) -> crate::server::ServerOptions {
+        crate::server::ServerOptions {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            router: self.router,
+            runtime: self.runtime,
+            public_url: self.public_url.clone(),
+            github_token: self.github_token.clone(),
+        }
+    }
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Up { dir, env, app, server } => up::run(&dir, &env, app, &server).await,
+        Command::Serve { server } => commands::serve(&server).await,
+        Command::Validate { file } => Ok(commands::validate(file.as_deref())),
+        Command::Deploy { dir, git, reference, image, target, client } => {
+            commands::deploy(dir, git, reference, image, &target, &client).await
+        }
+        Command::Redeploy { target, client } => commands::simple_operation("redeploy", serde_json::Value::Null, &target, &client).await,
+        Command::Rollback { to, target, client } => {
+            let args = to.map_or(serde_json::Value::Null, |to| serde_json::json!({ "to": to }));
+            commands::simple_operation("rollback", args, &target, &client).await
+        }
+        Command::Cancel { operation, client } => commands::cancel(operation, &client).await,
+        Command::Ops { app, env, client } => commands::ops(app, env, &client).await,
+        Command::Releases { target, client } => commands::releases(&target, &client).await,
+        Command::Logs { operation, follow, client } => commands::logs(operation, follow, &client).await,
+        Command::Config { action } => commands::config(action).await,
+    }
+}

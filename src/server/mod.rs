@@ -1,1 +1,177 @@
-//! TODO
+//! `slipway serve`: the API, the router and the pipeline in one process. Only this
+//! module knows HTTP routes and JSON shapes of the API.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::{get, patch, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ids::EnvKey;
+use crate::pipeline::log::LogBus;
+use crate::pipeline::traits::{Effects, Store, SystemClock, Traffic};
+use crate::pipeline::Pipeline;
+use crate::router::{Router, RouterOptions};
+use crate::runtime::local::LocalRuntime;
+use crate::source::LocalSources;
+use crate::store::SqliteStore;
+
+/// Which runtime instances run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    Local,
+    Docker,
+}
+
+/// What `slipway serve` is configured with (flags, or `SLIPWAY_*` variables).
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub router: SocketAddr,
+    pub runtime: RuntimeKind,
+    pub public_url: Option<String>,
+    /// Used to fetch git repositories; never logged.
+    pub github_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot use the data directory {path}: {source}; check --data")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr} ({what}): {source}; is another server running there? choose another with {flag}")]
+    Bind { addr: SocketAddr, what: &'static str, flag: &'static str, source: std::io::Error },
+    #[error("the docker runtime is not available in this build yet; use --runtime local")]
+    DockerUnavailable,
+    #[error("recovering interrupted operations failed: {0}")]
+    Recovery(String),
+}
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Pipeline,
+    pub store: Arc<dyn Store>,
+    pub router: Router,
+    pub admin_hash: [u8; 32],
+    pub data_dir: PathBuf,
+}
+
+impl AppState {
+    pub fn router_url(&self, env: &EnvKey) -> String {
+        self.router.url(env)
+    }
+}
+
+/// A started server: its addresses, and the handle that stops it.
+pub struct RunningServer {
+    pub api_addr: SocketAddr,
+    pub router_addr: SocketAddr,
+    pub admin_token_path: PathBuf,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and stops the workers. Running
+    /// apps keep running: the next start re-adopts them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.state.pipeline.shutdown().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Opens the state, recovers interrupted operations, binds the API and the router, and
+/// starts serving. Every port is bound before anything is served, so a taken port fails
+/// the start cleanly.
+pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError> {
+    if options.runtime == RuntimeKind::Docker {
+        return Err(ServerError::DockerUnavailable);
+    }
+    let data_dir = options.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
+    let admin_token = auth::load_or_create_admin_token(&data_dir)
+        .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
+
+    let api_listener = TcpListener::bind(options.listen).await.map_err(|source| ServerError::Bind {
+        addr: options.listen,
+        what: "API",
+        flag: "--listen",
+        source,
+    })?;
+    let router_listener = TcpListener::bind(options.router).await.map_err(|source| ServerError::Bind {
+        addr: options.router,
+        what: "router",
+        flag: "--router",
+        source,
+    })?;
+    let api_addr = api_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.listen, what: "API", flag: "--listen", source })?;
+    let router_addr = router_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.router, what: "router", flag: "--router", source })?;
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir).await?);
+    let router = Router::new(router_addr, RouterOptions::default());
+    let fx = Effects {
+        store: store.clone(),
+        runtime: Arc::new(LocalRuntime::new(data_dir.clone())),
+        traffic: Arc::new(router.clone()),
+        sources: Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone())),
+        clock: Arc::new(SystemClock),
+    };
+    let pipeline = Pipeline::new(fx, LogBus::default());
+    pipeline.recover().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
+
+    let state = AppState { pipeline: pipeline.clone(), store, router: router.clone(), admin_hash: auth::hash_token(&admin_token), data_dir: data_dir.clone() };
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let router_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = router.serve(router_listener, async move { router_shutdown.cancelled().await }).await {
+            tracing::error!(%error, "the router stopped");
+        }
+    });
+    let app = routes(state.clone());
+    let api_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(api_listener, app).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "the API server stopped");
+        }
+    });
+    pipeline.start_queued().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
+    tracing::info!(api = %api_addr, router = %router_addr, data = %data_dir.display(), "slipway is serving");
+    Ok(RunningServer { api_addr, router_addr, admin_token_path: data_dir.join("admin.token"), state, shutdown, tasks })
+}
+
+/// The API's routes.
+pub fn routes(state: AppState) -> axum::Router {
+    let env = "/api/v1/apps/{app}/environments/{env}";
+    axum::Router::new()
+        .route("/healthz", get(api::healthz))
+        .route(&format!("{env}/uploads"), post(api::deploy_upload))
+        .route(&format!("{env}/operations"), post(api::create_operation))
+        .route(&format!("{env}/releases"), get(api::list_releases))
+        .route(&format!("{env}/config"), get(api::list_variables).merge(patch(api::change_variables)))
+        .route("/api/v1/operations", get(api::list_operations))
+        .route("/api/v1/operations/{id}", get(api::get_operation))
+        .route("/api/v1/operations/{id}/cancel", post(api::cancel_operation))
+        .route("/api/v1/operations/{id}/log", get(api::operation_log))
+        .route("/api/v1/operations/{id}/log/stream", get(api::operation_log_stream))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::source::upload::MAX_UPLOAD_BYTES as usize))
+        .with_state(state)
+}

@@ -1,0 +1,58 @@
+//! Waiting for a new instance to become healthy. Checks start fast and back off to the
+//! configured interval, so an app that boots in 80 ms is not kept waiting a whole second.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::model::HealthCheck;
+use crate::pipeline::model::{Artifact, InstanceRecord};
+use crate::pipeline::traits::Runtime;
+
+/// The first pause between checks; it doubles up to the check's interval.
+pub const FIRST_POLL: Duration = Duration::from_millis(20);
+
+/// The interval and deadline of a check.
+pub fn timing(check: &HealthCheck) -> (Duration, Duration) {
+    match check {
+        HealthCheck::Http(http) => (http.interval, http.deadline),
+        HealthCheck::Tcp { interval, deadline, .. } | HealthCheck::Command { interval, deadline, .. } => {
+            (*interval, *deadline)
+        }
+        // An uptime check passes once the instance has lived that long; give it a little
+        // more than that to be seen doing so.
+        HealthCheck::Uptime(uptime) => (Duration::from_millis(250), *uptime + Duration::from_secs(5)),
+    }
+}
+
+/// Waits until `instance` passes `check`, or fails: when the deadline passes, or at once
+/// when the instance exits. The error says why, with the last check's answer.
+pub async fn wait_healthy(
+    runtime: &dyn Runtime,
+    instance: &InstanceRecord,
+    check: &HealthCheck,
+    artifact: &Artifact,
+) -> Result<Duration, String> {
+    let (interval, deadline) = timing(check);
+    let started = Instant::now();
+    let mut pause = FIRST_POLL.min(interval);
+    let mut last_error = String::from("not checked yet");
+    loop {
+        if !runtime.is_running(instance).await {
+            return Err(format!("exited before it became healthy (last check: {last_error})"));
+        }
+        match runtime.check(instance, check, artifact).await {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(error) => last_error = error,
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= deadline {
+            return Err(format!(
+                "did not become healthy within {} (last check: {last_error})",
+                crate::pipeline::format_duration(deadline)
+            ));
+        }
+        tokio::time::sleep(pause.min(deadline - elapsed)).await;
+        pause = (pause * 2).min(interval);
+    }
+}
