@@ -18,6 +18,22 @@ struct Fixture {
     /// An artifact where builds put them, so a restarted server recognises its instances.
     app: PathBuf,
     runtime: LocalRuntime,
+    /// Process groups to kill if a test fails before stopping its instances: instances
+    /// outlive the server by design, and must not outlive a failed test.
+    started: std::sync::Mutex<Vec<i32>>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for pgid in self
+            .started
+            .lock()
+            .map(|pids| pids.clone())
+            .unwrap_or_default()
+        {
+            crate::runtime::local::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 impl Fixture {
@@ -26,7 +42,19 @@ impl Fixture {
         let app = data.path().join("artifacts/k1");
         fs::create_dir_all(&app).expect("artifact");
         let runtime = LocalRuntime::new(data.path().to_owned());
-        Self { data, app, runtime }
+        Self {
+            data,
+            app,
+            runtime,
+            started: Default::default(),
+        }
+    }
+
+    async fn start(&self, spec: &InstanceSpec, log: &OperationLog) -> InstanceRecord {
+        let instance = self.runtime.start(spec, log).await.expect("start");
+        let pgid = instance.handle.parse().expect("a pid");
+        self.started.lock().expect("started").push(pgid);
+        instance
     }
 
     fn spec(&self, service: &str, command: &str, http: bool) -> InstanceSpec {
@@ -78,7 +106,7 @@ async fn an_http_instance_gets_a_port_answers_and_stops_on_sigterm() {
         "exec python3 -m http.server $PORT --bind 127.0.0.1",
         true,
     );
-    let instance = fixture.runtime.start(&spec, &log).await.expect("start");
+    let instance = fixture.start(&spec, &log).await;
 
     assert_eq!(instance.id, "shop-staging-web-v3-1-op7");
     let address = instance
@@ -156,10 +184,8 @@ async fn an_instance_that_ignores_sigterm_is_killed_after_the_grace() {
     let (log, _) = recorded_log(&[]);
     let command = "echo \"worker says $GREETING\"; trap '' TERM; while :; do sleep 0.1; done";
     let instance = fixture
-        .runtime
         .start(&fixture.spec("worker", command, false), &log)
-        .await
-        .expect("start");
+        .await;
     assert_eq!(instance.address, None);
     assert!(fixture.log_file_contains("worker", "worker says hi").await);
 
@@ -207,10 +233,8 @@ async fn a_restarted_server_adopts_its_instances_but_no_stranger() {
     let fixture = Fixture::new();
     let (log, _) = recorded_log(&[]);
     let instance = fixture
-        .runtime
         .start(&fixture.spec("worker", "exec sleep 1000", false), &log)
-        .await
-        .expect("start");
+        .await;
 
     let restarted = LocalRuntime::new(fixture.data.path().to_owned());
     assert!(restarted.is_running(&instance).await);
@@ -260,10 +284,8 @@ async fn a_command_check_is_healthy_on_exit_zero() {
     let fixture = Fixture::new();
     let (log, _) = recorded_log(&[]);
     let instance = fixture
-        .runtime
         .start(&fixture.spec("worker", "exec sleep 1000", false), &log)
-        .await
-        .expect("start");
+        .await;
     let artifact = directory(&fixture.app);
     let check = |command: &str, timeout| HealthCheck::Command {
         command: command.to_owned(),
