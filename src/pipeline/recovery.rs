@@ -37,6 +37,7 @@ impl Pipeline {
             };
             log.line(format!("==> {state}: {why}")).await;
             store.set_operation_state(op.id, state, Some(&why)).await?;
+            self.fx.reporter.operation_changed(op.id).await;
         }
         self.restore_routes().await
     }

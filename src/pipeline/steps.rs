@@ -51,6 +51,7 @@ impl StepRecorder {
         }
         let finished_at = self.fx.clock.now_millis();
         self.save(StepRecord { step, status, started_at, finished_at: Some(finished_at), message }).await;
+        self.fx.reporter.operation_changed(self.operation).await;
         result.map(|end| match end {
             StepEnd::Done(value) | StepEnd::Warning(value, _) | StepEnd::Skipped(value, _) => value,
         })

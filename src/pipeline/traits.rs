@@ -289,6 +289,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// Told whenever an operation changes (queued, started, a step ended, finished), so that
+/// outcomes can be reported elsewhere (GitHub). It reads what it needs from the store;
+/// it must return quickly and never fail the operation.
+#[async_trait]
+pub trait Reporter: Send + Sync + 'static {
+    async fn operation_changed(&self, operation: OperationId);
+}
+
+/// Reports nothing.
+pub struct NoReporter;
+
+#[async_trait]
+impl Reporter for NoReporter {
+    async fn operation_changed(&self, _operation: OperationId) {}
+}
+
 /// Everything an operation needs from the outside world.
 #[derive(Clone)]
 pub struct Effects {
@@ -297,4 +313,5 @@ pub struct Effects {
     pub traffic: Arc<dyn Traffic>,
     pub sources: Arc<dyn Sources>,
     pub clock: Arc<dyn Clock>,
+    pub reporter: Arc<dyn Reporter>,
 }

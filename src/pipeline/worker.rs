@@ -43,6 +43,7 @@ impl Pipeline {
     /// Queues an operation and wakes its environment's worker.
     pub async fn submit(&self, new: NewOperation) -> EffectResult<Operation> {
         let op = self.fx.store.create_operation(new).await?;
+        self.fx.reporter.operation_changed(op.id).await;
         self.wake(&op.env);
         Ok(op)
     }
@@ -54,6 +55,7 @@ impl Pipeline {
         match op.state {
             OperationState::Queued => {
                 self.fx.store.set_operation_state(id, OperationState::Cancelled, Some("cancelled while queued")).await?;
+                self.fx.reporter.operation_changed(id).await;
                 Ok(true)
             }
             OperationState::Running => {
@@ -133,6 +135,7 @@ impl Pipeline {
                 let why = format!("superseded by operation {newer}, a newer deploy");
                 self.fx.store.set_operation_state(op.id, OperationState::Superseded, Some(&why)).await?;
                 self.log(op, Masker::default()).line(format!("==> superseded: {why}")).await;
+                self.fx.reporter.operation_changed(op.id).await;
                 continue;
             }
             return Ok(Some(op.clone()));
@@ -148,6 +151,7 @@ impl Pipeline {
         }
         let variables = store.variables(&op.env).await.unwrap_or_default();
         let log = self.log(&op, Masker::new(variables.into_iter().map(|v| v.value)));
+        self.fx.reporter.operation_changed(op.id).await;
         let token = self.inner.shutdown.child_token();
         self.lock_running().insert(op.id, token.clone());
         log.line(format!("==> {} of {} started by {}", op.kind, op.env, op.initiator)).await;
@@ -156,6 +160,7 @@ impl Pipeline {
         if let Err(error) = store.set_operation_state(op.id, state, Some(&summary)).await {
             tracing::error!(operation = %op.id, %error, "could not record how an operation ended");
         }
+        self.fx.reporter.operation_changed(op.id).await;
         self.bus.wake();
     }
 

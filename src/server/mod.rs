@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::ids::EnvKey;
 use crate::pipeline::log::LogBus;
-use crate::pipeline::traits::{Effects, Store, SystemClock, Traffic};
+use crate::pipeline::traits::{Effects, NoReporter, Store, SystemClock, Traffic};
 use crate::pipeline::Pipeline;
 use crate::router::{Router, RouterOptions};
 use crate::runtime::local::LocalRuntime;
@@ -132,6 +132,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         traffic: Arc::new(router.clone()),
         sources: Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone())),
         clock: Arc::new(SystemClock),
+        reporter: Arc::new(NoReporter),
     };
     let pipeline = Pipeline::new(fx, LogBus::default());
     pipeline.recover().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
