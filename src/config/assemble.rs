@@ -1,10 +1,12 @@
 //! Puts the files of an app together into one `AppConfig`.
 //!
 //! Precedence, written down because users of Heroku, Aptible and Upsun each expect
-//! something: `services:` in `slipway.yml` wins over the `Procfile` (the Procfile is
-//! then not read for services at all); a hook set in `slipway.yml` wins over the same
-//! hook in `.aptible.yml`; the Procfile's `release` process fills `before_release`
-//! only when neither of them sets it.
+//! something:
+//! - `services:` in `slipway.yml` wins over the `Procfile`, which is then not read for
+//!   services at all; an empty `services: {}` counts as absent;
+//! - a hook set in `slipway.yml` wins over the same hook in `.aptible.yml`;
+//! - the Procfile's `release` process (Heroku's release phase) fills `before_release`
+//!   only when neither of them sets it.
 
 use std::time::Duration;
 

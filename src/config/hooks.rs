@@ -115,7 +115,7 @@ impl<'de> Visitor<'de> for HookVisitor {
 
 /// `hooks:` as written. `build` is not here: the build hook lives under `build.hook`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map from hook names to hooks")]
 pub(super) struct RawHooks {
     pub before_release: Option<RawHook>,
     pub pre_start: Option<RawHook>,
@@ -134,7 +134,10 @@ pub(super) struct RawHooks {
 
 /// The hooks of an `.aptible.yml`: Aptible's own file has only these keys.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map from hook names to lists of commands, as in Aptible"
+)]
 pub(super) struct RawAptibleHooks {
     pub before_release: Option<RawHook>,
     pub after_deploy_success: Option<RawHook>,

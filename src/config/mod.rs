@@ -36,6 +36,13 @@ pub fn load_dir(dir: &Path, default_app: &str) -> Result<model::AppConfig, Confi
         missing_file_name: dir.join("slipway.yml").display().to_string(),
         ..ConfigSources::default()
     };
+    if !dir.is_dir() {
+        return Err(ConfigError::at_start(
+            dir.display().to_string(),
+            "this is not a directory; give the app's directory",
+        )
+        .into());
+    }
     let mut errors = Vec::new();
     let mut read = |name: &str| {
         read_source(&dir.join(name))

@@ -21,7 +21,10 @@ use super::values::{
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map of settings: app, services, build, image, hooks, environments, retain"
+)]
 pub(super) struct RawConfig {
     pub app: Option<Checked<AppNameRule>>,
     pub services: Option<Named<ServiceNameRule, RawService>>,
@@ -66,7 +69,10 @@ impl MapRule for ServiceRule {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map with `health` and/or `watch`, or nothing for the defaults"
+)]
 pub(super) struct RawHttp {
     #[serde(default, deserialize_with = "null_means_default")]
     pub health: Option<RawHttpHealth>,
@@ -74,7 +80,10 @@ pub(super) struct RawHttp {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map with path, strict, interval, timeout and/or deadline"
+)]
 pub(super) struct RawHttpHealth {
     pub path: Option<Checked<HealthPath>>,
     pub strict: Option<bool>,
@@ -177,7 +186,10 @@ impl MapRule for BuildRule {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an environment: a map with branches, tags, pull_requests, trust_forks, domain and/or port"
+)]
 pub(super) struct RawEnvironment {
     pub branches: Option<Globs>,
     pub tags: Option<Globs>,

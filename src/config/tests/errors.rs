@@ -265,3 +265,18 @@ fn no_services_anywhere_says_where_to_add_them() {
         "slipway.yml:1:1: no services: add `services:` to slipway.yml (e.g. `services: { web: { command: ... } }`), or a Procfile with `web: <command>`"
     );
 }
+
+#[test]
+fn type_errors_never_name_internal_types() {
+    let cases = [
+        ("- web\n", "slipway.yml:1:1: wrong type: found sequence, expected a map of settings: app, services, build, image, hooks, environments, retain"),
+        ("services: { web: { command: x, http: 5 } }\n", "slipway.yml:1:38: services.web.http: wrong type: found integer `5`, expected a map with `health` and/or `watch`, or nothing for the defaults"),
+        ("services: { web: 5 }\n", "slipway.yml:1:18: services.web: wrong type: found integer `5`, expected a service: a map with at least `command`"),
+        ("services: { web: { command: x } }\nhooks: [a]\n", "slipway.yml:2:8: hooks: wrong type: found sequence, expected a map from hook names to hooks"),
+        ("services: { web: { command: x } }\nenvironments: { staging: [main] }\n", "slipway.yml:2:26: environments.staging: wrong type: found sequence, expected an environment: a map with branches, tags, pull_requests, trust_forks, domain and/or port"),
+        ("services: { web: { command: x } }\nbuild: make\n", "slipway.yml:2:8: build: wrong type: found string \"make\", expected a build: a map with `hook`, `timeout` and/or `dockerfile`"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(errors_of(text), expected, "for {text:?}");
+    }
+}

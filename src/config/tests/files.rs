@@ -259,6 +259,19 @@ fn an_empty_dir_says_where_to_add_services() {
 }
 
 #[test]
+fn a_missing_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    assert_eq!(
+        load_err(&missing),
+        format!(
+            "{}:1:1: this is not a directory; give the app's directory",
+            missing.display()
+        )
+    );
+}
+
+#[test]
 fn load_file_chooses_the_format_by_name_and_reads_the_siblings() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Procfile", "web: ./serve\n");
@@ -362,4 +375,21 @@ fn a_billion_laughs_document_is_refused_without_expanding_it() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn every_example_app_in_the_repository_is_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in fs::read_dir(&examples).unwrap() {
+        let dir = entry.unwrap().path();
+        let has_config = ["slipway.yml", ".slipway.yml", "Procfile", ".aptible.yml"]
+            .iter()
+            .any(|file| dir.join(file).exists());
+        if has_config {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            if let Err(errors) = load_dir(&dir, &name) {
+                panic!("examples/{name} is not a valid app:\n{errors}");
+            }
+        }
+    }
 }
