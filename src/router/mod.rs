@@ -1,1 +1,208 @@
-//! TODO
+//! Slipway's built-in HTTP router: a reverse proxy in front of every environment's web
+//! instances, built so a deploy drops no request.
+//!
+//! - Requests are routed by `Host` (`<app>-<env>.localhost`, or a configured domain), or by
+//!   a fixed port per environment (`serve_environment`).
+//! - The routing table is an immutable snapshot swapped atomically (`switch`); requests
+//!   read it with one `ArcSwap` load and take no lock.
+//! - Every request to a backend is counted until its response body ends, so `drain` can
+//!   wait for the old instances to finish before they are stopped.
+//! - `hold` parks new requests while a `deploy` hook runs; `release_hold` sends them to the
+//!   backends current at that moment.
+//!
+//! **Invariant:** the router never decides what is healthy; it routes to exactly the
+//! backends the pipeline last switched to.
+
+mod body;
+mod headers;
+mod hold;
+mod inflight;
+mod probe;
+mod proxy;
+mod serve;
+mod table;
+mod upgrade;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::net::TcpListener;
+
+use self::body::RouterBody;
+use self::table::{Environments, Table};
+use crate::ids::{EnvKey, ReleaseNumber};
+use crate::pipeline::traits::{Backend, Traffic};
+
+/// How long the router waits on the instances behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterOptions {
+    /// No response headers from an instance by then: 504.
+    pub upstream_timeout: Duration,
+    /// Connecting to an instance takes longer: it counts as refused.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        Self {
+            upstream_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Idle keep-alive connections to instances are closed after this.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The router. Cheap to clone: every clone routes with the same table.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+/// What every request and every pipeline call shares.
+pub(crate) struct Inner {
+    listen: SocketAddr,
+    options: RouterOptions,
+    /// The snapshot requests route with.
+    table: ArcSwap<Table>,
+    /// The record the snapshot is built from; locked only by the pipeline's calls.
+    environments: Mutex<Environments>,
+    client: Client<HttpConnector, RouterBody>,
+    requests: AtomicU64,
+}
+
+impl Router {
+    /// A router that says it listens on `listen` (for `url` and `probe`); it serves once
+    /// given a listener.
+    pub fn new(listen: SocketAddr, options: RouterOptions) -> Router {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(options.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Router {
+            inner: Arc::new(Inner {
+                listen,
+                options,
+                table: ArcSwap::from_pointee(Table::default()),
+                environments: Mutex::new(Environments::default()),
+                client,
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Serves every environment by `Host` until `shutdown` resolves; then stops accepting
+    /// and gives requests in flight up to 10 s.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        serve::serve(self.inner, listener, None, shutdown).await
+    }
+
+    /// Serves one environment on its own listener (its fixed port), whatever the `Host`.
+    pub async fn serve_environment(
+        self,
+        env: EnvKey,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        serve::serve(self.inner, listener, Some(env), shutdown).await
+    }
+
+    /// Extra host names of an environment (its configured domains), replacing earlier ones.
+    pub fn set_domains(&self, env: &EnvKey, domains: Vec<String>) {
+        self.inner
+            .update(|environments| environments.set_domains(env, domains));
+    }
+
+    /// Stops routing an environment (it was torn down); held requests are let go.
+    pub fn remove(&self, env: &EnvKey) {
+        if let Some(gate) = self.inner.update(|environments| environments.remove(env)) {
+            gate.release();
+        }
+    }
+
+    /// Requests received since start, for `/metrics`.
+    pub fn requests_total(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn environments(&self) -> MutexGuard<'_, Environments> {
+        // A panic while the record was locked left it whole (every edit is one assignment).
+        self.environments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Edits the record and publishes a new snapshot, under the lock so edits are ordered.
+    fn update<R>(&self, change: impl FnOnce(&mut Environments) -> R) -> R {
+        let mut environments = self.environments();
+        let result = change(&mut environments);
+        self.table.store(Arc::new(environments.build()));
+        result
+    }
+}
+
+#[async_trait]
+impl Traffic for Router {
+    async fn switch(&self, env: &EnvKey, backends: Vec<Backend>) {
+        tracing::info!(%env, backends = backends.len(), "switching traffic");
+        self.inner
+            .update(|environments| environments.set_backends(env, backends));
+    }
+
+    async fn hold(&self, env: &EnvKey, hold: Duration) {
+        tracing::info!(%env, ?hold, "holding requests");
+        self.inner
+            .update(|environments| environments.hold_gate(env))
+            .hold(hold);
+    }
+
+    async fn release_hold(&self, env: &EnvKey) {
+        tracing::info!(%env, "releasing held requests");
+        self.inner
+            .update(|environments| environments.hold_gate(env))
+            .release();
+    }
+
+    async fn drain(&self, backends: &[Backend], deadline: Duration) -> usize {
+        let counters = self.inner.environments().counters_for(backends);
+        let deadline = tokio::time::Instant::now() + deadline;
+        let mut left = 0;
+        for counter in counters {
+            left += counter.wait_idle(deadline).await;
+        }
+        left
+    }
+
+    async fn probe(&self, env: &EnvKey) -> Result<ReleaseNumber, String> {
+        probe::probe(&self.inner, env).await
+    }
+
+    fn url(&self, env: &EnvKey) -> String {
+        format!(
+            "http://{}:{}",
+            table::default_host(env),
+            self.inner.listen.port()
+        )
+    }
+}

@@ -1,0 +1,278 @@
+//! The routing table: an immutable snapshot from host name to an environment's backends,
+//! rebuilt from the router's record of environments on every change and swapped in whole,
+//! so a request sees either the old backends or the new ones, never a mix.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::http::uri::Authority;
+
+use super::hold::HoldGate;
+use super::inflight::InFlight;
+use crate::ids::EnvKey;
+use crate::pipeline::traits::Backend;
+
+/// One backend, parsed once at switch time so requests only clone reference counts.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub backend: Backend,
+    pub authority: Authority,
+    /// `v<N>`, for `X-Slipway-Release`.
+    pub release_header: HeaderValue,
+    pub inflight: Arc<InFlight>,
+}
+
+/// Where one environment's requests go.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub env: EnvKey,
+    pub upstreams: Vec<Arc<Upstream>>,
+    next: AtomicUsize,
+    pub hold: Arc<HoldGate>,
+    /// The 503 body, written once per table rather than per request.
+    pub no_healthy_body: Bytes,
+}
+
+impl Route {
+    /// The next backend, round-robin.
+    pub(crate) fn pick(&self) -> Option<&Arc<Upstream>> {
+        if self.upstreams.is_empty() {
+            return None;
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
+        self.upstreams.get(index)
+    }
+
+    /// The next backend that is not `failed`, if there is another one.
+    pub(crate) fn pick_other(&self, failed: &Backend) -> Option<&Arc<Upstream>> {
+        let first = self.pick()?;
+        if first.backend != *failed || self.upstreams.len() == 1 {
+            return Some(first);
+        }
+        self.pick()
+    }
+}
+
+/// A snapshot of every route.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    by_host: HashMap<Box<str>, Arc<Route>>,
+    by_env: HashMap<EnvKey, Arc<Route>>,
+}
+
+impl Table {
+    /// The route of a `Host` header value (any case, port ignored).
+    pub(crate) fn route_for_host(&self, host: &str) -> Option<&Arc<Route>> {
+        self.by_host.get(normalize_host(host).as_ref())
+    }
+
+    pub(crate) fn route_for_env(&self, env: &EnvKey) -> Option<&Arc<Route>> {
+        self.by_env.get(env)
+    }
+}
+
+/// `Host` without its port or a trailing dot, lowercased (allocating only when it has
+/// upper-case letters).
+pub(crate) fn normalize_host(raw: &str) -> Cow<'_, str> {
+    let without_port = if let Some(rest) = raw.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        match raw.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => raw,
+        }
+    };
+    let name = without_port.strip_suffix('.').unwrap_or(without_port);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The host name an environment always answers to.
+pub(crate) fn default_host(env: &EnvKey) -> String {
+    format!("{}-{}.localhost", env.app, env.env).to_ascii_lowercase()
+}
+
+/// An environment as the router knows it.
+#[derive(Debug, Default)]
+struct EnvEntry {
+    backends: Vec<Backend>,
+    domains: Vec<String>,
+    hold: Arc<HoldGate>,
+}
+
+/// The router's record of environments: written under a lock by the pipeline (rarely),
+/// turned into a fresh [`Table`] after every change.
+#[derive(Debug, Default)]
+pub(crate) struct Environments {
+    envs: BTreeMap<EnvKey, EnvEntry>,
+    /// In-flight counters by backend; kept while anything can still enter them, so `drain`
+    /// finds a backend that was switched away from.
+    counters: HashMap<Backend, Arc<InFlight>>,
+}
+
+impl Environments {
+    pub(crate) fn set_backends(&mut self, env: &EnvKey, backends: Vec<Backend>) {
+        self.envs.entry(env.clone()).or_default().backends = backends;
+    }
+
+    pub(crate) fn set_domains(&mut self, env: &EnvKey, domains: Vec<String>) {
+        let domains = domains
+            .iter()
+            .map(|domain| normalize_host(domain.trim()).into_owned())
+            .collect();
+        self.envs.entry(env.clone()).or_default().domains = domains;
+    }
+
+    /// The hold gate of an environment, creating the environment if needed.
+    pub(crate) fn hold_gate(&mut self, env: &EnvKey) -> Arc<HoldGate> {
+        Arc::clone(&self.envs.entry(env.clone()).or_default().hold)
+    }
+
+    /// Forgets an environment; returns its hold gate so waiting requests can be let go.
+    pub(crate) fn remove(&mut self, env: &EnvKey) -> Option<Arc<HoldGate>> {
+        self.envs.remove(env).map(|entry| entry.hold)
+    }
+
+    /// The counters of these backends that anything could still be counting on.
+    pub(crate) fn counters_for(&self, backends: &[Backend]) -> Vec<Arc<InFlight>> {
+        backends
+            .iter()
+            .filter_map(|backend| self.counters.get(backend).cloned())
+            .collect()
+    }
+
+    /// A new snapshot of every route.
+    pub(crate) fn build(&mut self) -> Table {
+        let mut table = Table::default();
+        let mut routed: HashSet<Backend> = HashSet::new();
+        for (env, entry) in &self.envs {
+            let upstreams = entry
+                .backends
+                .iter()
+                .filter_map(|backend| {
+                    let upstream = parse_upstream(backend, &mut self.counters);
+                    if upstream.is_none() {
+                        tracing::warn!(%env, address = %backend.address, "backend address is not host:port; not routing to it");
+                    }
+                    upstream
+                })
+                .collect::<Vec<_>>();
+            routed.extend(entry.backends.iter().cloned());
+            let route = Arc::new(Route {
+                env: env.clone(),
+                upstreams,
+                next: AtomicUsize::new(0),
+                hold: Arc::clone(&entry.hold),
+                no_healthy_body: Bytes::from(format!("no healthy instance of {env}\n")),
+            });
+            for host in std::iter::once(default_host(env)).chain(entry.domains.iter().cloned()) {
+                if let Some(previous) = table
+                    .by_host
+                    .insert(host.clone().into_boxed_str(), Arc::clone(&route))
+                {
+                    tracing::warn!(%host, first = %previous.env, second = %env, "two environments claim one host; the second wins");
+                }
+            }
+            table.by_env.insert(env.clone(), route);
+        }
+        // A counter no table and no request refers to any more can go: nothing can enter it.
+        self.counters
+            .retain(|backend, counter| routed.contains(backend) || Arc::strong_count(counter) > 1);
+        table
+    }
+}
+
+fn parse_upstream(
+    backend: &Backend,
+    counters: &mut HashMap<Backend, Arc<InFlight>>,
+) -> Option<Arc<Upstream>> {
+    let address = backend.address.trim();
+    let address = address
+        .strip_prefix("http://")
+        .unwrap_or(address)
+        .trim_end_matches('/');
+    let authority = Authority::try_from(address).ok()?;
+    authority.port_u16()?;
+    let release_header = HeaderValue::try_from(backend.release.to_string()).ok()?;
+    let inflight = Arc::clone(counters.entry(backend.clone()).or_default());
+    Some(Arc::new(Upstream {
+        backend: backend.clone(),
+        authority,
+        release_header,
+        inflight,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ReleaseNumber;
+
+    fn backend(address: &str) -> Backend {
+        Backend {
+            address: address.to_owned(),
+            release: ReleaseNumber(1),
+            instance: address.to_owned(),
+        }
+    }
+
+    #[test]
+    fn hosts_are_matched_without_port_and_case() {
+        assert_eq!(
+            normalize_host("Shop-Staging.localhost:8080"),
+            "shop-staging.localhost"
+        );
+        assert_eq!(normalize_host("example.com."), "example.com");
+        assert_eq!(normalize_host("[::1]:80"), "::1");
+        assert!(matches!(
+            normalize_host("shop-staging.localhost"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn a_table_routes_default_hosts_and_domains() {
+        let env = EnvKey::new("shop", "staging");
+        let mut envs = Environments::default();
+        envs.set_backends(
+            &env,
+            vec![backend("127.0.0.1:1"), backend("http://127.0.0.1:2/")],
+        );
+        envs.set_domains(&env, vec!["Shop.Example.com".to_owned()]);
+        let table = envs.build();
+        let route = table
+            .route_for_host("SHOP-staging.localhost:3000")
+            .expect("default host");
+        assert_eq!(route.upstreams.len(), 2);
+        assert!(table.route_for_host("shop.example.com").is_some());
+        assert!(table.route_for_host("other-staging.localhost").is_none());
+        let picked: Vec<_> = (0..4)
+            .map(|_| route.pick().map(|u| u.authority.port_u16()))
+            .collect();
+        assert_eq!(
+            picked,
+            vec![Some(Some(1)), Some(Some(2)), Some(Some(1)), Some(Some(2))]
+        );
+    }
+
+    #[test]
+    fn unparseable_addresses_are_skipped() {
+        let env = EnvKey::new("shop", "staging");
+        let mut envs = Environments::default();
+        envs.set_backends(&env, vec![backend("not an address"), backend("127.0.0.1")]);
+        let table = envs.build();
+        assert!(table
+            .route_for_env(&env)
+            .expect("route")
+            .upstreams
+            .is_empty());
+    }
+}

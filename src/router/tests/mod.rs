@@ -1,0 +1,1 @@
+//! Tests of the router over real HTTP on loopback.
