@@ -1,0 +1,206 @@
+//! App folders for tests: a small python3 web app (its version, pid, release and the
+//! variables it was given at `/`, a `/healthcheck`) and a `slipway.yml` built from a few
+//! parameters, plus helpers that write hook values and hooks that trace themselves.
+
+use std::path::Path;
+
+/// The web app every test deploys. Marker files next to it change its behaviour:
+/// `BROKEN` makes `/healthcheck` answer 500, `IGNORE_TERM` makes it ignore SIGTERM.
+pub const APP_PY: &str = r#"import json, os, signal, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VERSION = open(os.path.join(HERE, "VERSION")).read().strip()
+BROKEN = os.path.exists(os.path.join(HERE, "BROKEN"))
+IGNORE_TERM = os.path.exists(os.path.join(HERE, "IGNORE_TERM"))
+KEYS = ["SLIPWAY_APP", "SLIPWAY_ENVIRONMENT", "SLIPWAY_SERVICE", "SLIPWAY_RELEASE", "SLIPWAY_COMMIT",
+        "SLIPWAY_OPERATION", "SLIPWAY_CONTAINER_SIZE", "PORT"]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/healthcheck":
+            status, body = (500, "broken\n") if BROKEN else (200, "ok\n")
+        else:
+            status = 200
+            body = json.dumps({"version": VERSION, "pid": os.getpid(),
+                               "env": {k: os.environ.get(k) for k in KEYS}}) + "\n"
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+server.daemon_threads = True
+if IGNORE_TERM:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+print("version", VERSION, "on", os.environ["PORT"], flush=True)
+server.serve_forever()
+"#;
+
+/// The parameters of a test app.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub name: String,
+    pub version: String,
+    pub instances: u32,
+    pub stop_timeout: String,
+    pub zero_downtime: Option<bool>,
+    /// How long a new instance may take to become healthy.
+    pub deadline: String,
+    pub broken: bool,
+    pub ignore_sigterm: bool,
+    /// The YAML value of `build.hook`.
+    pub build_hook: Option<String>,
+    /// `(hook name, YAML value)` under `hooks:`.
+    pub hooks: Vec<(String, String)>,
+}
+
+impl App {
+    pub fn new(name: &str, version: &str) -> App {
+        App {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            instances: 1,
+            stop_timeout: "5s".to_owned(),
+            zero_downtime: None,
+            deadline: "20s".to_owned(),
+            broken: false,
+            ignore_sigterm: false,
+            build_hook: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    pub fn version(mut self, version: &str) -> App {
+        self.version = version.to_owned();
+        self
+    }
+
+    pub fn hook(mut self, name: &str, value: String) -> App {
+        self.hooks.retain(|(n, _)| n != name);
+        self.hooks.push((name.to_owned(), value));
+        self
+    }
+
+    pub fn slipway_yml(&self) -> String {
+        let mut yml = format!(
+            "app: {}\nservices:\n  web:\n    command: exec python3 app.py\n    instances: {}\n    stop_timeout: {}\n",
+            self.name, self.instances, self.stop_timeout
+        );
+        if let Some(zero_downtime) = self.zero_downtime {
+            yml.push_str(&format!("    zero_downtime: {zero_downtime}\n"));
+        }
+        yml.push_str(&format!(
+            "    http:\n      health:\n        path: /healthcheck\n        strict: true\n        interval: 100ms\n        timeout: 1s\n        deadline: {}\n",
+            self.deadline
+        ));
+        if let Some(build) = &self.build_hook {
+            yml.push_str(&format!("build:\n  hook: {build}\n"));
+        }
+        if !self.hooks.is_empty() {
+            yml.push_str("hooks:\n");
+            for (name, value) in &self.hooks {
+                yml.push_str(&format!("  {name}: {value}\n"));
+            }
+        }
+        yml
+    }
+
+    /// Writes (or rewrites) the app into `dir`.
+    pub fn write(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).expect("the app folder");
+        std::fs::write(dir.join("app.py"), APP_PY).expect("app.py");
+        std::fs::write(dir.join("VERSION"), format!("{}\n", self.version)).expect("VERSION");
+        std::fs::write(dir.join("slipway.yml"), self.slipway_yml()).expect("slipway.yml");
+        for (marker, on) in [
+            ("BROKEN", self.broken),
+            ("IGNORE_TERM", self.ignore_sigterm),
+        ] {
+            let path = dir.join(marker);
+            if on {
+                std::fs::write(&path, "").expect("a marker file");
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// A YAML string value (JSON strings are YAML double-quoted scalars).
+pub fn yaml_str(script: &str) -> String {
+    serde_json::to_string(script).expect("a string serializes")
+}
+
+/// A YAML list of commands.
+pub fn yaml_list(commands: &[&str]) -> String {
+    serde_json::to_string(commands).expect("a list serializes")
+}
+
+/// A hook with a timeout: `{ run: ..., timeout: ... }`.
+pub fn yaml_timed(script: &str, timeout: &str) -> String {
+    format!("{{ run: {}, timeout: {timeout} }}", yaml_str(script))
+}
+
+/// The variables a traced hook records.
+pub const TRACED: [&str; 10] = [
+    "SLIPWAY_APP",
+    "SLIPWAY_ENVIRONMENT",
+    "SLIPWAY_SERVICE",
+    "SLIPWAY_RELEASE",
+    "SLIPWAY_COMMIT",
+    "SLIPWAY_OPERATION",
+    "SLIPWAY_CONTAINER_SIZE",
+    "PORT",
+    "SLIPWAY_APP_DIR",
+    "SLIPWAY_CACHE_DIR",
+];
+
+/// A shell command that appends `label KEY=value ...` (every traced variable) to `trace`.
+pub fn trace_command(label: &str, trace: &Path) -> String {
+    let pairs: Vec<String> = TRACED
+        .iter()
+        .map(|key| format!("{key}=${{{key}:-}}"))
+        .collect();
+    format!(
+        "echo \"{label} {}\" >> '{}'",
+        pairs.join(" "),
+        trace.display()
+    )
+}
+
+/// One line of a trace: its label and variables.
+pub struct TraceLine {
+    pub label: String,
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+impl TraceLine {
+    pub fn var(&self, key: &str) -> &str {
+        self.vars.get(key).map_or("", String::as_str)
+    }
+}
+
+pub fn parse_trace(lines: &[String]) -> Vec<TraceLine> {
+    lines
+        .iter()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let label = words.next().unwrap_or_default().to_owned();
+            let vars = words
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            TraceLine { label, vars }
+        })
+        .collect()
+}
