@@ -45,16 +45,15 @@ impl Inner {
     ) -> Response<RouterBody> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut route = match self.route(&request, connection) {
-            Ok(route) => route,
-            Err(response) => return response,
+        let Some(mut route) = self.route(&request, connection) else {
+            return unrouted(&request, connection);
         };
         if route.hold.is_held() {
             match route.hold.wait().await {
                 // The backends may have changed while the request waited: the new release.
                 HoldOutcome::Released => match self.route(&request, connection) {
-                    Ok(current) => route = current,
-                    Err(response) => return response,
+                    Some(current) => route = current,
+                    None => return unrouted(&request, connection),
                 },
                 HoldOutcome::TimedOut(waited) => {
                     return text(
@@ -167,44 +166,48 @@ impl Inner {
     }
 
     /// The route of a request: its connection's environment, else its `Host`.
-    fn route(
-        &self,
-        request: &Request<Incoming>,
-        connection: &Connection,
-    ) -> Result<Arc<Route>, Response<RouterBody>> {
+    fn route(&self, request: &Request<Incoming>, connection: &Connection) -> Option<Arc<Route>> {
         let table = self.table.load();
-        if let Some(env) = &connection.env {
-            return table.route_for_env(env).cloned().ok_or_else(|| {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("no healthy instance of {env}\n"),
-                )
-            });
-        }
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .or_else(|| {
-                request
-                    .uri()
-                    .authority()
-                    .map(|authority| authority.as_str())
-            });
-        match host {
-            Some(host) => table.route_for_host(host).cloned().ok_or_else(|| {
-                text(
-                    StatusCode::NOT_FOUND,
-                    format!("no app is routed at {host}\n"),
-                )
-            }),
-            None => Err(text(
-                StatusCode::NOT_FOUND,
-                "no app is routed at a request without a Host header\n",
-            )),
+        match &connection.env {
+            Some(env) => table.route_for_env(env).cloned(),
+            None => request_host(request).and_then(|host| table.route_for_host(host).cloned()),
         }
     }
+}
 
+/// The router's answer to a request it has no route for.
+fn unrouted(request: &Request<Incoming>, connection: &Connection) -> Response<RouterBody> {
+    match (&connection.env, request_host(request)) {
+        (Some(env), _) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no healthy instance of {env}\n"),
+        ),
+        (None, Some(host)) => text(
+            StatusCode::NOT_FOUND,
+            format!("no app is routed at {host}\n"),
+        ),
+        (None, None) => text(
+            StatusCode::NOT_FOUND,
+            "no app is routed at a request without a Host header\n",
+        ),
+    }
+}
+
+/// The host a request names: its `Host` header, or (HTTP/2) its URI's authority.
+fn request_host(request: &Request<Incoming>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        })
+}
+
+impl Inner {
     async fn send(&self, request: Request<RouterBody>) -> Result<Response<Incoming>, SendError> {
         match tokio::time::timeout(self.options.upstream_timeout, self.client.request(request))
             .await

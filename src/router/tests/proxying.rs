@@ -1,0 +1,190 @@
+//! Faithful proxying: bodies stream both ways, headers are what RFC 9110 asks of a proxy,
+//! upgrades pass through, and shutdown lets requests finish.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::support::*;
+use crate::pipeline::traits::Traffic;
+
+#[tokio::test]
+async fn a_streamed_response_is_passed_on_before_it_ends() {
+    let router = TestRouter::start().await;
+    let events = TestBackend::start("events").await;
+    router.router.switch(&env(), vec![events.backend(1)]).await;
+
+    let mut client = Client::connect(router.address).await;
+    let request = Request::get("/stream")
+        .header("host", router.host())
+        .body(empty_body())
+        .expect("request");
+    let response = client.send(request).await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let first = within(body.frame())
+        .await
+        .expect("a frame")
+        .expect("no error");
+    assert_eq!(
+        first.into_data().expect("data"),
+        Bytes::from_static(b"first\n")
+    );
+
+    // Only now may the backend send the rest.
+    events.open_gate(1);
+    let rest = within(body.collect())
+        .await
+        .expect("rest of the body")
+        .to_bytes();
+    assert_eq!(rest, Bytes::from_static(b"last\n"));
+}
+
+#[tokio::test]
+async fn a_request_body_streams_to_the_instance() {
+    let router = TestRouter::start().await;
+    let upload = TestBackend::start("upload").await;
+    router.router.switch(&env(), vec![upload.backend(1)]).await;
+
+    let (chunks, receiver) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+    let body = BodyExt::boxed(StreamBody::new(ReceiverStream::new(receiver)));
+    let request = Request::post("/upload")
+        .header("host", router.host())
+        .body(body)
+        .expect("request");
+    let mut client = Client::connect(router.address).await;
+    let sent = tokio::spawn(async move { Reply::read(client.send(request).await).await });
+
+    chunks
+        .send(Ok(Frame::data(Bytes::from_static(b"one"))))
+        .await
+        .expect("send chunk");
+    // The instance has the first chunk while the client still holds the second.
+    assert_eq!(upload.arrived().await, "chunk:one");
+    chunks
+        .send(Ok(Frame::data(Bytes::from_static(b"two"))))
+        .await
+        .expect("send chunk");
+    drop(chunks);
+    assert_eq!(upload.arrived().await, "chunk:two");
+    let reply = within(sent).await.expect("upload");
+    assert_eq!(reply.body, "upload received 6 bytes");
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_set_and_hop_by_hop_headers_stop_at_the_router() {
+    let router = TestRouter::start().await;
+    let echo = TestBackend::start("echo").await;
+    router.router.switch(&env(), vec![echo.backend(1)]).await;
+
+    let request = Request::get("/headers?x=1")
+        .header("host", router.host())
+        .header("connection", "keep-alive, X-Client-Hop")
+        .header("x-client-hop", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("proxy-connection", "keep-alive")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-kept", "yes")
+        .body(empty_body())
+        .expect("request");
+    let reply = Reply::read(Client::connect(router.address).await.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let seen: Vec<&str> = reply.body.lines().collect();
+
+    assert!(
+        seen.contains(&format!("host: {}", router.host()).as_str()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"x-forwarded-for: 10.0.0.1, 127.0.0.1"),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"x-forwarded-proto: http"), "{seen:?}");
+    assert!(
+        seen.contains(&format!("x-forwarded-host: {}", router.host()).as_str()),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"x-kept: yes"), "{seen:?}");
+    for hop in ["x-client-hop", "keep-alive", "te", "proxy-connection"] {
+        assert!(
+            !seen.iter().any(|line| line.starts_with(&format!("{hop}:"))),
+            "{hop} reached the instance: {seen:?}"
+        );
+    }
+
+    assert_eq!(reply.header("x-answer-kept"), Some("1"));
+    assert_eq!(reply.header("x-answer-hop"), None);
+    assert_eq!(reply.header("keep-alive"), None);
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_passes_bytes_both_ways_and_counts_as_in_flight() {
+    let router = TestRouter::start().await;
+    let socket = TestBackend::start("socket").await;
+    router.router.switch(&env(), vec![socket.backend(5)]).await;
+
+    let request = Request::get("/ws")
+        .header("host", router.host())
+        .header("connection", "Upgrade")
+        .header("upgrade", "echo")
+        .header("x-slipway-debug", "release")
+        .body(empty_body())
+        .expect("request");
+    let mut response = Client::connect(router.address).await.send(request).await;
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(response.headers()["upgrade"], "echo");
+    assert_eq!(response.headers()["x-slipway-release"], "v5");
+    let mut tunnel = TokioIo::new(
+        within(hyper::upgrade::on(&mut response))
+            .await
+            .expect("upgraded"),
+    );
+
+    tunnel.write_all(b"ping").await.expect("write");
+    let mut echoed = [0u8; 4];
+    within(tunnel.read_exact(&mut echoed))
+        .await
+        .expect("read echo");
+    assert_eq!(&echoed, b"ping");
+    assert_eq!(
+        router
+            .router
+            .drain(&[socket.backend(5)], Duration::from_millis(100))
+            .await,
+        1
+    );
+
+    drop(tunnel);
+    assert_eq!(router.router.drain(&[socket.backend(5)], PATIENCE).await, 0);
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish_then_returns() {
+    let router = TestRouter::start().await;
+    let slow = TestBackend::start("slow").await;
+    router.router.switch(&env(), vec![slow.backend(1)]).await;
+    let idle = Client::connect(router.address).await;
+
+    let (address, host) = (router.address, router.host());
+    let request = tokio::spawn(async move { get(address, &host, "/slow").await });
+    assert_eq!(slow.arrived().await, "slow");
+    let serving = tokio::spawn(router.shut_down());
+    slow.open_gate(1);
+
+    let reply = within(request).await.expect("request");
+    assert_eq!(reply.body, "slow");
+    within(serving)
+        .await
+        .expect("shutdown task")
+        .expect("serve returned Ok");
+    eventually(|| !idle.is_open()).await;
+}
