@@ -204,3 +204,46 @@ pub fn parse_trace(lines: &[String]) -> Vec<TraceLine> {
         })
         .collect()
 }
+
+/// A YAML block scalar holding a multi-line script, for a key indented two spaces.
+pub fn yaml_script(lines: &[&str]) -> String {
+    let mut value = "|\n".to_owned();
+    for line in lines {
+        value.push_str("    ");
+        value.push_str(line);
+        value.push('\n');
+    }
+    value.trim_end().to_owned()
+}
+
+/// Makes `dir` a git repository (when it is not one yet) and commits everything in it;
+/// returns the new HEAD.
+pub fn git_commit_all(dir: &Path, message: &str) -> String {
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=Slipway Test",
+                "-c",
+                "user.email=test@example.com",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    if !dir.join(".git").exists() {
+        git(&["init", "--quiet", "--initial-branch=main"]);
+    }
+    git(&["add", "--all"]);
+    git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+    git(&["rev-parse", "HEAD"])
+}
