@@ -171,6 +171,24 @@ pub async fn simple_operation(kind: &str, args_json: Value, target: &Target, arg
     finish(&client, op, args).await
 }
 
+/// `web=3 worker=1` and `--size 1024` as the scale operation's arguments.
+pub fn scale_args(counts: &[String], size: Option<u32>) -> Result<Value, String> {
+    let mut services = serde_json::Map::new();
+    for pair in counts {
+        let (name, count) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not SERVICE=COUNT (e.g. web=3)"))?;
+        let count: u32 = count.parse().map_err(|_| format!("`{pair}`: the count must be a whole number"))?;
+        services.insert(name.to_owned(), json!(count));
+    }
+    if services.is_empty() && size.is_none() {
+        return Err("nothing to scale: give SERVICE=COUNT (e.g. web=3) and/or --size MB".into());
+    }
+    let mut args = json!({ "services": services });
+    if let Some(size) = size {
+        args["size"] = json!(size);
+    }
+    Ok(args)
+}
+
 pub async fn cancel(id: i64, args: &ClientArgs) -> anyhow::Result<i32> {
     let client = client(args)?;
     client.cancel(id).await?;
@@ -189,7 +207,8 @@ pub async fn ops(app: Option<String>, env: Option<String>, args: &ClientArgs) ->
     for op in ops {
         let release = op.release_after.map(|r| r.to_string()).unwrap_or_default();
         let commit: String = op.commit.as_deref().unwrap_or("").chars().take(12).collect();
-        println!("{:>6}  {:<24} {:<10} {:<16} {:<9} {:<12}", op.id, op.env.to_string(), op.kind, op.state, release, commit);
+        let (id, env, kind, state) = (op.id.to_string(), op.env.to_string(), op.kind.to_string(), op.state.to_string());
+        println!("{id:>6}  {env:<24} {kind:<10} {state:<16} {release:<9} {commit:<12}");
     }
     Ok(0)
 }
@@ -248,12 +267,18 @@ pub async fn config(action: ConfigAction) -> anyhow::Result<i32> {
                 set.push(json!({ "key": key, "value": value, "build": build }));
             }
             let count = set.len();
-            client.change_variables(&env, json!({ "set": set })).await?;
-            println!("{count} variable(s) set on {env}; they take effect with the next release");
+            let answer = client.change_variables(&env, json!({ "set": set })).await?;
+            if build {
+                println!("{count} build variable(s) set on {env}; the next deploy rebuilds with them");
+            } else {
+                println!("{count} variable(s) set on {env}");
+            }
+            return follow_configure(&client, answer, &args).await;
         }
         ConfigAction::Unset { keys, .. } => {
-            client.change_variables(&env, json!({ "unset": keys })).await?;
-            println!("unset on {env}; this takes effect with the next release");
+            let answer = client.change_variables(&env, json!({ "unset": keys })).await?;
+            println!("unset on {env}");
+            return follow_configure(&client, answer, &args).await;
         }
         ConfigAction::List { .. } => {
             let answer = client.variables(&env).await?;
@@ -269,4 +294,18 @@ pub async fn config(action: ConfigAction) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Follows the `configure` operation that a variable change started, if it started one.
+async fn follow_configure(client: &Client, answer: Value, args: &ClientArgs) -> anyhow::Result<i32> {
+    match answer.get("operation").filter(|op| !op.is_null()) {
+        Some(op) => {
+            let op: Operation = serde_json::from_value(op.clone())?;
+            finish(client, op, args).await
+        }
+        None => {
+            println!("no release is serving yet: the next deploy uses them");
+            Ok(0)
+        }
+    }
 }

@@ -68,6 +68,24 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Restart every instance (rolling: new ones healthy before old ones stop).
+    Restart {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change the number of instances (`web=3`) and/or their memory size in MB.
+    Scale {
+        /// SERVICE=COUNT pairs.
+        counts: Vec<String>,
+        #[arg(long)]
+        size: Option<u32>,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Roll back to the previous release, or to --to vN.
     Rollback {
         #[arg(long)]
@@ -217,6 +235,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::deploy(dir, git, reference, image, &target, &client).await
         }
         Command::Redeploy { target, client } => commands::simple_operation("redeploy", serde_json::Value::Null, &target, &client).await,
+        Command::Restart { target, client } => commands::simple_operation("restart", serde_json::Value::Null, &target, &client).await,
+        Command::Scale { counts, size, target, client } => match commands::scale_args(&counts, size) {
+            Ok(args) => commands::simple_operation("scale", args, &target, &client).await,
+            Err(message) => {
+                eprintln!("{message}");
+                Ok(2)
+            }
+        },
         Command::Rollback { to, target, client } => {
             let args = to.map_or(serde_json::Value::Null, |to| serde_json::json!({ "to": to }));
             commands::simple_operation("rollback", args, &target, &client).await

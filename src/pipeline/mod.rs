@@ -8,6 +8,7 @@ pub mod log;
 pub mod model;
 pub mod operation;
 pub mod plan;
+pub mod prepare;
 pub mod recovery;
 pub mod rollout;
 pub mod steps;

@@ -149,8 +149,12 @@ impl Pipeline {
             tracing::error!(operation = %op.id, %error, "could not start an operation");
             return;
         }
+        // Mask every value this operation could print: the current variables, and those
+        // of earlier releases (a rollback brings them back).
         let variables = store.variables(&op.env).await.unwrap_or_default();
-        let log = self.log(&op, Masker::new(variables.into_iter().map(|v| v.value)));
+        let releases = store.releases(&op.env).await.unwrap_or_default();
+        let old_values = releases.into_iter().flat_map(|r| r.variables.into_values());
+        let log = self.log(&op, Masker::new(variables.into_iter().map(|v| v.value).chain(old_values)));
         self.fx.reporter.operation_changed(op.id).await;
         let token = self.inner.shutdown.child_token();
         self.lock_running().insert(op.id, token.clone());

@@ -334,7 +334,17 @@ pub async fn change_variables(
     state.store.ensure_environment(&env).await?;
     state.store.set_variables(&env, &request.set).await?;
     state.store.unset_variables(&env, &request.unset).await?;
-    Ok(Json(serde_json::json!({ "set": request.set.len(), "unset": request.unset.len() })))
+    // Runtime variables make a new release at once (a `configure` operation); build
+    // variables wait for the next deploy, which they rebuild.
+    let runtime_change = request.set.iter().any(|v| !v.build) || !request.unset.is_empty();
+    let serving = state.store.current_release(&env).await?.is_some();
+    let operation = if runtime_change && serving {
+        let op = submit(&state, env, OperationKind::Configure, None, None, serde_json::Value::Null, Some("api (admin token)".into())).await?;
+        Some(op)
+    } else {
+        None
+    };
+    Ok(Json(serde_json::json!({ "set": request.set.len(), "unset": request.unset.len(), "operation": operation })))
 }
 
 /// `GET /healthz`.
