@@ -19,6 +19,7 @@ mod hold;
 mod inflight;
 mod probe;
 mod proxy;
+mod send;
 mod serve;
 mod table;
 mod upgrade;

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Scheme};
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::body::RouterBody;
 use super::headers;
 use super::hold::HoldOutcome;
+use super::inflight::InFlightGuard;
+use super::send::{Replay, Sent};
 use super::table::{Route, Upstream};
 use super::{upgrade, Inner};
 use crate::ids::EnvKey;
@@ -30,17 +32,10 @@ pub(crate) struct Connection {
     pub closing: CancellationToken,
 }
 
-/// Why a request did not reach an answer from a backend.
-enum SendError {
-    Connect(hyper_util::client::legacy::Error),
-    Failed(hyper_util::client::legacy::Error),
-    TimedOut,
-}
-
 impl Inner {
     pub(crate) async fn handle(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         connection: &Connection,
     ) -> Response<RouterBody> {
         self.requests
@@ -56,26 +51,42 @@ impl Inner {
                     None => return unrouted(&request, connection),
                 },
                 HoldOutcome::TimedOut(waited) => {
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "deploy in progress: request held for {}; try again\n",
-                            seconds(waited)
-                        ),
-                    )
+                    let body = format!(
+                        "deploy in progress: request held for {}; try again\n",
+                        seconds(waited)
+                    );
+                    return text(StatusCode::SERVICE_UNAVAILABLE, body);
                 }
             }
         }
+        self.forward(&route, request, connection).await
+    }
+
+    /// The route of a request: its connection's environment, else its `Host`.
+    fn route(&self, request: &Request<Incoming>, connection: &Connection) -> Option<Arc<Route>> {
+        let table = self.table.load();
+        match &connection.env {
+            Some(env) => table.route_for_env(env).cloned(),
+            None => request_host(request).and_then(|host| table.route_for_host(host).cloned()),
+        }
+    }
+
+    async fn forward(
+        &self,
+        route: &Route,
+        mut request: Request<Incoming>,
+        connection: &Connection,
+    ) -> Response<RouterBody> {
         let Some(upstream) = route.pick().cloned() else {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 route.no_healthy_body.clone(),
             );
         };
-
         let upgrading = headers::is_upgrade(request.headers());
         let client_upgrade = upgrading.then(|| hyper::upgrade::on(&mut request));
         let wants_release = headers::wants_release(request.headers());
+
         let (mut parts, body) = request.into_parts();
         let original_host = parts.headers.get(header::HOST).cloned();
         headers::strip_hop_by_hop(&mut parts.headers, upgrading);
@@ -96,83 +107,73 @@ impl Inner {
         }
         parts.version = Version::HTTP_11;
         parts.extensions.clear();
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-        // Only a request without a body can be sent twice; keep what a second try needs.
+        // Only a request without a body can be sent twice.
         let replayable = matches!(parts.method, Method::GET | Method::HEAD)
             && body.is_end_stream()
             && !upgrading;
-        let retry = replayable.then(|| (parts.method.clone(), parts.headers.clone()));
+        let replay = replayable.then(|| Replay {
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+        });
         let body = if replayable {
             RouterBody::Empty
         } else {
             RouterBody::stream(body, None)
         };
-        parts.uri = upstream_uri(&upstream, path.clone());
 
-        let guard = upstream.inflight.enter();
-        let mut outcome = self.send(Request::from_parts(parts, body)).await;
-        let mut upstream = upstream;
-        let mut guard = guard;
-        if let (Err(SendError::Connect(error)), Some((method, headers))) = (&outcome, retry) {
-            tracing::warn!(env = %route.env, instance = %upstream.backend.instance, error = %chain(error), "could not connect; trying another instance");
-            // Re-read the table: a switch may just have replaced the instance that died.
-            let current = self.table.load().route_for_env(&route.env).cloned();
-            if let Some(next) = current
-                .as_deref()
-                .and_then(|route| route.pick_other(&upstream.backend))
-                .cloned()
-            {
-                let mut retry = Request::new(RouterBody::Empty);
-                *retry.method_mut() = method;
-                *retry.headers_mut() = headers;
-                *retry.uri_mut() = upstream_uri(&next, path);
-                guard = next.inflight.enter();
-                upstream = next;
-                outcome = self.send(retry).await;
-            }
-        }
-
-        let mut response = match outcome {
-            Ok(response) => response,
-            Err(error) => return self.failure(&route, &upstream, error),
-        };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                upgrade::spawn_tunnel(connection, client_upgrade, upstream_upgrade, guard);
-                let (mut parts, _) = response.into_parts();
-                headers::strip_hop_by_hop(&mut parts.headers, true);
-                if wants_release {
-                    parts
-                        .headers
-                        .insert(headers::X_SLIPWAY_RELEASE, upstream.release_header.clone());
-                }
-                return Response::from_parts(parts, RouterBody::Empty);
-            }
-        }
-        let (mut parts, body) = response.into_parts();
-        headers::strip_hop_by_hop(&mut parts.headers, false);
-        if wants_release {
-            parts
-                .headers
-                .insert(headers::X_SLIPWAY_RELEASE, upstream.release_header.clone());
-        }
-        Response::from_parts(parts, RouterBody::stream(body, Some(guard)))
-    }
-
-    /// The route of a request: its connection's environment, else its `Host`.
-    fn route(&self, request: &Request<Incoming>, connection: &Connection) -> Option<Arc<Route>> {
-        let table = self.table.load();
-        match &connection.env {
-            Some(env) => table.route_for_env(env).cloned(),
-            None => request_host(request).and_then(|host| table.route_for_host(host).cloned()),
+        let Sent {
+            upstream,
+            guard,
+            outcome,
+        } = self
+            .send(route, upstream, Request::from_parts(parts, body), replay)
+            .await;
+        match outcome {
+            Ok(response) => answer(
+                response,
+                &upstream,
+                guard,
+                client_upgrade,
+                wants_release,
+                connection,
+            ),
+            Err(error) => self.failure(route, &upstream, error),
         }
     }
+}
+
+/// Passes an instance's response back: hop-by-hop headers removed, the release named if
+/// asked, the body streamed (and counted) until its end; a 101 becomes a tunnel.
+fn answer(
+    mut response: Response<Incoming>,
+    upstream: &Upstream,
+    guard: InFlightGuard,
+    client_upgrade: Option<OnUpgrade>,
+    wants_release: bool,
+    connection: &Connection,
+) -> Response<RouterBody> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let tunnel = match (switching, client_upgrade) {
+        (true, Some(client_upgrade)) => Some((client_upgrade, hyper::upgrade::on(&mut response))),
+        _ => None,
+    };
+    let (mut parts, body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, tunnel.is_some());
+    if wants_release {
+        parts
+            .headers
+            .insert(headers::X_SLIPWAY_RELEASE, upstream.release_header.clone());
+    }
+    let body = match tunnel {
+        Some((client_side, upstream_side)) => {
+            // The tunnel carries the in-flight count until it closes.
+            upgrade::spawn_tunnel(connection, client_side, upstream_side, guard);
+            RouterBody::Empty
+        }
+        None => RouterBody::stream(body, Some(guard)),
+    };
+    Response::from_parts(parts, body)
 }
 
 /// The router's answer to a request it has no route for.
@@ -207,61 +208,6 @@ fn request_host(request: &Request<Incoming>) -> Option<&str> {
         })
 }
 
-impl Inner {
-    async fn send(&self, request: Request<RouterBody>) -> Result<Response<Incoming>, SendError> {
-        match tokio::time::timeout(self.options.upstream_timeout, self.client.request(request))
-            .await
-        {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) if error.is_connect() => Err(SendError::Connect(error)),
-            Ok(Err(error)) => Err(SendError::Failed(error)),
-            Err(_) => Err(SendError::TimedOut),
-        }
-    }
-
-    fn failure(
-        &self,
-        route: &Route,
-        upstream: &Upstream,
-        error: SendError,
-    ) -> Response<RouterBody> {
-        let (env, instance) = (&route.env, &upstream.backend.instance);
-        match error {
-            SendError::Connect(error) => {
-                tracing::warn!(%env, %instance, error = %chain(&error), "could not connect to the instance");
-                text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("could not connect to an instance of {env}\n"),
-                )
-            }
-            SendError::Failed(error) => {
-                tracing::warn!(%env, %instance, error = %chain(&error), "the instance failed the request");
-                text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("an instance of {env} closed the request without answering\n"),
-                )
-            }
-            SendError::TimedOut => {
-                let waited = seconds(self.options.upstream_timeout);
-                tracing::warn!(%env, %instance, %waited, "the instance did not answer in time");
-                text(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("an instance of {env} did not answer within {waited}\n"),
-                )
-            }
-        }
-    }
-}
-
-fn upstream_uri(upstream: &Upstream, path: PathAndQuery) -> Uri {
-    let mut parts = hyper::http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(upstream.authority.clone());
-    parts.path_and_query = Some(path);
-    // Scheme, authority and path are all present, so this cannot fail.
-    Uri::from_parts(parts).unwrap_or_default()
-}
-
 /// A response the router writes itself.
 pub(crate) fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<RouterBody> {
     let mut response = Response::new(RouterBody::text(body));
@@ -274,22 +220,10 @@ pub(crate) fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Respons
 }
 
 /// `30s`, or `300ms` when not whole seconds.
-fn seconds(duration: Duration) -> String {
+pub(crate) fn seconds(duration: Duration) -> String {
     if duration.subsec_nanos() == 0 {
         format!("{}s", duration.as_secs())
     } else {
         format!("{}ms", duration.as_millis())
     }
-}
-
-/// An error with its causes, for logs (the client's own message is only "Connect").
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

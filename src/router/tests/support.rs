@@ -153,6 +153,26 @@ pub(super) async fn refusing_address() -> String {
     address.to_string()
 }
 
+/// An instance that reads each request and closes the connection without answering, as
+/// one killed mid-request does. Runs until the returned task is aborted.
+pub(super) async fn dying_instance() -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !seen.windows(4).any(|window| window == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                }
+            }
+        }
+    });
+    (address, task)
+}
+
 async fn answer(
     state: Arc<BackendState>,
     mut request: Request<Incoming>,

@@ -124,6 +124,42 @@ async fn a_get_whose_instance_refuses_is_retried_on_another() {
 }
 
 #[tokio::test]
+async fn a_get_whose_instance_dies_before_answering_is_retried_but_a_post_is_not() {
+    let router = TestRouter::start().await;
+    let alive = TestBackend::start("alive").await;
+    let (address, dying) = dying_instance().await;
+    let dead = Backend {
+        address,
+        release: crate::ids::ReleaseNumber(1),
+        instance: "dying".into(),
+    };
+    router
+        .router
+        .switch(&env(), vec![dead.clone(), alive.backend(1)])
+        .await;
+    for _ in 0..4 {
+        let reply = get(router.address, &router.host(), "/").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "alive")
+        );
+    }
+
+    router.router.switch(&env(), vec![dead]).await;
+    let request = Request::post("/")
+        .header("host", router.host())
+        .body(text_body("order"))
+        .expect("request");
+    let reply = Reply::read(Client::connect(router.address).await.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        reply.body.trim(),
+        "an instance of shop/staging closed the request without answering"
+    );
+    dying.abort();
+}
+
+#[tokio::test]
 async fn a_post_whose_instance_refuses_gets_502() {
     let router = TestRouter::start().await;
     let dead = Backend {
