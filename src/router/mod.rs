@@ -146,6 +146,16 @@ impl Router {
     }
 }
 
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("listen", &self.inner.listen)
+            .field("options", &self.inner.options)
+            .field("requests_total", &self.requests_total())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Inner {
     fn environments(&self) -> MutexGuard<'_, Environments> {
         // A panic while the record was locked left it whole (every edit is one assignment).
