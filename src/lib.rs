@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod github;
 pub mod ids;
 pub mod pipeline;
 pub mod router;

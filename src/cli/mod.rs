@@ -210,6 +210,32 @@ pub struct ServerArgs {
     pub public_url: Option<String>,
     #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
+    /// The secret of the GitHub webhook; required when GitHub is enabled.
+    #[arg(long, env = "SLIPWAY_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<String>,
+    /// Authenticate as this GitHub App (with --github-private-key).
+    #[arg(long, env = "SLIPWAY_GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+    /// The GitHub App's private key (PEM file).
+    #[arg(long, env = "SLIPWAY_GITHUB_PRIVATE_KEY", value_name = "FILE")]
+    pub github_private_key: Option<PathBuf>,
+    /// GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).
+    #[arg(
+        long,
+        env = "SLIPWAY_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// Repositories are fetched from {github-git-url}/{owner}/{repo}.git.
+    #[arg(
+        long,
+        env = "SLIPWAY_GITHUB_GIT_URL",
+        default_value = "https://github.com"
+    )]
+    pub github_git_url: String,
+    /// owner/name globs of the repositories that may deploy (default: all).
+    #[arg(long, env = "SLIPWAY_GITHUB_REPOS", value_name = "GLOB", num_args = 1.., value_delimiter = ',')]
+    pub github_repos: Vec<String>,
 }
 
 impl ServerArgs {
@@ -221,6 +247,16 @@ impl ServerArgs {
             runtime: self.runtime,
             public_url: self.public_url.clone(),
             github_token: self.github_token.clone(),
+            github: crate::github::GitHubOptions {
+                webhook_secret: self.github_webhook_secret.clone(),
+                token: self.github_token.clone(),
+                app_id: self.github_app_id.clone(),
+                private_key: self.github_private_key.clone(),
+                api_url: self.github_api_url.clone(),
+                git_url: self.github_git_url.clone(),
+                repos: self.github_repos.clone(),
+                public_url: String::new(),
+            },
         }
     }
 }

@@ -77,3 +77,16 @@ async fn load_dir_blocking(dir: PathBuf, app: String) -> Result<AppConfig, Confi
             .into())
     })
 }
+
+/// Fetches a git ref into `<data>/sources/git-<sha>`, authenticating with `token` (a
+/// GitHub installation token): what the GitHub integration uses when each repository
+/// has its own token.
+pub async fn fetch_git(
+    data_dir: &std::path::Path,
+    url: &str,
+    reference: &str,
+    token: Option<&str>,
+    log: &OperationLog,
+) -> EffectResult<FetchedSource> {
+    git::fetch(data_dir, url, reference, token, log).await
+}

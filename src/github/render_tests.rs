@@ -1,0 +1,100 @@
+//! The limits GitHub enforces, on what `render` produces.
+
+use super::*;
+use crate::pipeline::model::Step;
+
+fn line(seq: i64, text: &str) -> LogLine {
+    LogLine {
+        seq,
+        at: 0,
+        text: text.to_owned(),
+    }
+}
+
+#[test]
+fn descriptions_never_exceed_140_characters() {
+    let long = "é".repeat(500);
+    let status = commit_status("failure", &long, "http://x/log", "slipway/staging");
+    assert_eq!(
+        status["description"].as_str().map(|d| d.chars().count()),
+        Some(140)
+    );
+    let deployment = deployment_status("failure", &long, "http://x/log", "http://app");
+    assert_eq!(
+        deployment["description"]
+            .as_str()
+            .map(|d| d.chars().count()),
+        Some(140)
+    );
+    assert_eq!(
+        commit_status("success", "ok", "u", "c")["description"],
+        "ok"
+    );
+}
+
+#[test]
+fn the_log_tail_fits_githubs_limit_and_keeps_the_end() {
+    let lines: Vec<LogLine> = (0..20_000)
+        .map(|i| line(i, &format!("line {i} of a long build")))
+        .collect();
+    let tail = log_tail(&lines);
+    assert!(tail.chars().count() <= MAX_OUTPUT_CHARS);
+    assert!(tail.contains("line 19999 of a long build"));
+    assert!(!tail.contains("line 0 of"));
+    assert!(log_tail(&[line(1, "short")]).contains("short"));
+}
+
+#[test]
+fn steps_become_a_table_with_durations() {
+    let steps = vec![
+        StepRecord {
+            step: Step::Build,
+            status: StepStatus::Succeeded,
+            started_at: 0,
+            finished_at: Some(2_000),
+            message: None,
+        },
+        StepRecord {
+            step: Step::BeforeRelease,
+            status: StepStatus::Failed,
+            started_at: 2_000,
+            finished_at: Some(2_500),
+            message: Some("exit 1".into()),
+        },
+    ];
+    let table = steps_table(&steps);
+    assert!(table.contains("| build | ✅ succeeded | 2s |"), "{table}");
+    assert!(
+        table.contains("| before release | ❌ failed — exit 1 | 500ms |"),
+        "{table}"
+    );
+}
+
+#[test]
+fn config_errors_in_a_log_become_at_most_50_annotations() {
+    let lines: Vec<LogLine> = (0..80)
+        .map(|i| line(i, &format!("/data/sources/git-abc/slipway.yml:{}:3: unknown key `foo`; allowed: app, services", i + 1)))
+        .collect();
+    let annotations = annotations_from_log(&lines);
+    assert_eq!(annotations.len(), MAX_ANNOTATIONS);
+    assert_eq!(annotations[0]["path"], "slipway.yml");
+    assert_eq!(annotations[0]["start_line"], 1);
+    assert_eq!(annotations[0]["start_column"], 3);
+    assert_eq!(annotations[0]["annotation_level"], "failure");
+    assert!(annotations_from_log(&[line(1, "==> deploy started")]).is_empty());
+}
+
+#[test]
+fn the_rollback_action_fits_githubs_limits() {
+    let action = rollback_action();
+    assert!(action["label"].as_str().is_some_and(|l| l.len() <= 20));
+    assert!(action["description"]
+        .as_str()
+        .is_some_and(|d| d.len() <= 40));
+    assert!(action["identifier"].as_str().is_some_and(|i| i.len() <= 20));
+}
+
+#[test]
+fn timestamps_are_iso_8601() {
+    assert_eq!(timestamp(1_700_000_000_000), "2023-11-14T22:13:20Z");
+}
