@@ -1,16 +1,23 @@
 //! `slipway serve`: the API, the router and the pipeline in one process. Only this
 //! module knows HTTP routes and JSON shapes of the API.
 
+pub mod activity;
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod error;
-pub mod webhooks;
+pub mod metrics;
+pub mod openapi;
+pub mod operations;
+pub mod reports;
+pub mod tokens;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,8 +48,6 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// Used to fetch git repositories; never logged.
     pub github_token: Option<String>,
-    /// Webhooks in, statuses out (`public_url` is filled in by `start`).
-    pub github: crate::github::GitHubOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +62,6 @@ pub enum ServerError {
     DockerUnavailable,
     #[error("recovering interrupted operations failed: {0}")]
     Recovery(String),
-    #[error("{0}")]
-    GitHub(#[from] crate::github::GitHubError),
 }
 
 /// What the API handlers share.
@@ -66,6 +69,8 @@ pub enum ServerError {
 pub struct AppState {
     pub pipeline: Pipeline,
     pub store: Arc<dyn Store>,
+    /// The same database, for the API's own tables and queries (tokens, activity, metrics).
+    pub sqlite: Arc<SqliteStore>,
     pub router: Router,
     pub admin_hash: [u8; 32],
     pub data_dir: PathBuf,
@@ -129,34 +134,21 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     let api_addr = api_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.listen, what: "API", flag: "--listen", source })?;
     let router_addr = router_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.router, what: "router", flag: "--router", source })?;
 
-    let sqlite = SqliteStore::open(&data_dir).await?;
-    let pool = sqlite.pool().clone();
-    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let sqlite = Arc::new(SqliteStore::open(&data_dir).await?);
+    let store: Arc<dyn Store> = sqlite.clone();
     let router = Router::new(router_addr, RouterOptions::default());
-    let github_options = crate::github::GitHubOptions {
-        public_url: options.public_url.clone().unwrap_or_else(|| format!("http://{api_addr}")),
-        ..options.github.clone()
-    };
-    let github = crate::github::GitHub::new(github_options, &data_dir, pool, store.clone(), Arc::new(router.clone()))?;
-    let local_sources: Arc<dyn crate::pipeline::traits::Sources> = Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone()));
     let fx = Effects {
         store: store.clone(),
         runtime: Arc::new(LocalRuntime::new(data_dir.clone())),
         traffic: Arc::new(router.clone()),
-        sources: match &github {
-            Some(github) => Arc::new(crate::github::sources::GitHubSources { inner: local_sources, shared: github.shared.clone(), data_dir: data_dir.clone() }),
-            None => local_sources,
-        },
+        sources: Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone())),
         clock: Arc::new(SystemClock),
-        reporter: match &github {
-            Some(github) => github.reporter(),
-            None => Arc::new(NoReporter),
-        },
+        reporter: Arc::new(NoReporter),
     };
     let pipeline = Pipeline::new(fx, LogBus::default());
     pipeline.recover().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
 
-    let state = AppState { pipeline: pipeline.clone(), store, router: router.clone(), admin_hash: auth::hash_token(&admin_token), data_dir: data_dir.clone() };
+    let state = AppState { pipeline: pipeline.clone(), store, sqlite: sqlite.clone(), router: router.clone(), admin_hash: auth::hash_token(&admin_token), data_dir: data_dir.clone() };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let router_shutdown = shutdown.clone();
@@ -165,11 +157,8 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             tracing::error!(%error, "the router stopped");
         }
     });
+    tasks.spawn(reports::run(sqlite, data_dir.clone(), shutdown.clone()));
     let app = routes(state.clone());
-    let app = match &github {
-        Some(github) => app.merge(webhooks::routes(github.clone())),
-        None => app,
-    };
     let api_shutdown = shutdown.clone();
     tasks.spawn(async move {
         let serve = axum::serve(api_listener, app).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
@@ -177,28 +166,24 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             tracing::error!(%error, "the API server stopped");
         }
     });
-    if let Some(github) = &github {
-        github.spawn(pipeline.clone(), &tasks, shutdown.clone());
-    }
     pipeline.start_queued().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
     tracing::info!(api = %api_addr, router = %router_addr, data = %data_dir.display(), "slipway is serving");
     Ok(RunningServer { api_addr, router_addr, admin_token_path: data_dir.join("admin.token"), state, shutdown, tasks })
 }
 
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
 /// The API's routes.
 pub fn routes(state: AppState) -> axum::Router {
-    let env = "/api/v1/apps/{app}/environments/{env}";
+    // Every /api/v1 route comes from `openapi::api_router`, which documents it.
+    let (api_routes, _document) = openapi::api_router().split_for_parts();
     axum::Router::new()
-        .route("/healthz", get(api::healthz))
-        .route(&format!("{env}/uploads"), post(api::deploy_upload))
-        .route(&format!("{env}/operations"), post(api::create_operation))
-        .route(&format!("{env}/releases"), get(api::list_releases))
-        .route(&format!("{env}/config"), get(api::list_variables).merge(patch(api::change_variables)))
-        .route("/api/v1/operations", get(api::list_operations))
-        .route("/api/v1/operations/{id}", get(api::get_operation))
-        .route("/api/v1/operations/{id}/cancel", post(api::cancel_operation))
-        .route("/api/v1/operations/{id}/log", get(api::operation_log))
-        .route("/api/v1/operations/{id}/log/stream", get(api::operation_log_stream))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .merge(api_routes)
         .layer(axum::extract::DefaultBodyLimit::max(crate::source::upload::MAX_UPLOAD_BYTES as usize))
         .with_state(state)
 }

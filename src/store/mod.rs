@@ -8,12 +8,14 @@
 //!
 //! **Invariant:** no error message of this module contains a variable's value.
 
+mod activity;
 mod error;
 mod instances;
 mod operations;
 mod progress;
 mod releases;
 mod rows;
+mod tokens;
 mod trait_impl;
 
 #[cfg(test)]
@@ -28,7 +30,9 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::pipeline::traits::{Clock, SystemClock};
 
+pub use activity::{ActivityFilter, DurationHistogram, DURATION_BUCKETS};
 pub use error::StoreError;
+pub use tokens::{NewToken, TokenRecord};
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "slipway.db";
