@@ -12,6 +12,7 @@ pub mod operations;
 pub mod reports;
 pub mod tokens;
 pub mod views;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// Used to fetch git repositories; never logged.
     pub github_token: Option<String>,
+    /// Webhooks in, statuses out (`public_url` is filled in by `start`).
+    pub github: crate::github::GitHubOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub enum ServerError {
     DockerUnavailable,
     #[error("recovering interrupted operations failed: {0}")]
     Recovery(String),
+    #[error("{0}")]
+    GitHub(#[from] crate::github::GitHubError),
 }
 
 /// What the API handlers share.
@@ -135,15 +140,28 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     let router_addr = router_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.router, what: "router", flag: "--router", source })?;
 
     let sqlite = Arc::new(SqliteStore::open(&data_dir).await?);
+    let pool = sqlite.pool().clone();
     let store: Arc<dyn Store> = sqlite.clone();
     let router = Router::new(router_addr, RouterOptions::default());
+    let github_options = crate::github::GitHubOptions {
+        public_url: options.public_url.clone().unwrap_or_else(|| format!("http://{api_addr}")),
+        ..options.github.clone()
+    };
+    let github = crate::github::GitHub::new(github_options, &data_dir, pool, store.clone(), Arc::new(router.clone()))?;
+    let local_sources: Arc<dyn crate::pipeline::traits::Sources> = Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone()));
     let fx = Effects {
         store: store.clone(),
         runtime: Arc::new(LocalRuntime::new(data_dir.clone())),
         traffic: Arc::new(router.clone()),
-        sources: Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone())),
+        sources: match &github {
+            Some(github) => Arc::new(crate::github::sources::GitHubSources { inner: local_sources, shared: github.shared.clone(), data_dir: data_dir.clone() }),
+            None => local_sources,
+        },
         clock: Arc::new(SystemClock),
-        reporter: Arc::new(NoReporter),
+        reporter: match &github {
+            Some(github) => github.reporter(),
+            None => Arc::new(NoReporter),
+        },
     };
     let pipeline = Pipeline::new(fx, LogBus::default());
     pipeline.recover().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
@@ -159,6 +177,10 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     });
     tasks.spawn(reports::run(sqlite, data_dir.clone(), shutdown.clone()));
     let app = routes(state.clone());
+    let app = match &github {
+        Some(github) => app.merge(webhooks::routes(github.clone())),
+        None => app,
+    };
     let api_shutdown = shutdown.clone();
     tasks.spawn(async move {
         let serve = axum::serve(api_listener, app).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
@@ -166,6 +188,9 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             tracing::error!(%error, "the API server stopped");
         }
     });
+    if let Some(github) = &github {
+        github.spawn(pipeline.clone(), &tasks, shutdown.clone());
+    }
     pipeline.start_queued().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
     tracing::info!(api = %api_addr, router = %router_addr, data = %data_dir.display(), "slipway is serving");
     Ok(RunningServer { api_addr, router_addr, admin_token_path: data_dir.join("admin.token"), state, shutdown, tasks })
