@@ -169,3 +169,48 @@ fn without_zero_downtime_old_instances_stop_before_new_ones_start() {
     );
     assert_eq!(serving_version(&server).as_deref(), Some("two"));
 }
+
+#[test]
+fn requests_during_the_deploy_hook_are_held_and_answered_by_the_new_version() {
+    let ws = Workspace::new();
+    let server = ws.serve();
+    deploy(&ws, &server, &App::new("shop", "one")).ok();
+
+    let (gate, waiting) = (ws.path("gate"), ws.path("waiting"));
+    let hold = format!(
+        "touch '{w}'; while [ ! -e '{g}' ]; do sleep 0.05; done",
+        g = gate.display(),
+        w = waiting.display()
+    );
+    let app = App::new("shop", "two").hook("deploy", common::app::yaml_str(&hold));
+    app.write(&ws.path("shop"));
+    let cli = ws.spawn_cli(
+        &server,
+        &["deploy", ws.path("shop").to_str().unwrap(), "--env", "live"],
+    );
+    wait_until(Duration::from_secs(30), "the deploy hook runs", || {
+        waiting.exists()
+    });
+
+    let router = server.router;
+    let held = std::thread::spawn(move || common::http::get_via(router, HOST, "/"));
+    // The request must not be answered while the hook runs: not by v1, not by v2.
+    let window = std::time::Instant::now();
+    while window.elapsed() < Duration::from_millis(300) {
+        assert!(
+            !held.is_finished(),
+            "a request was answered during the deploy hook: {:?}",
+            held.join()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&gate, "").unwrap();
+    let (status, body) = held.join().unwrap().expect("the held request is answered");
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        page["version"], "two",
+        "the held request reached the old version"
+    );
+    assert!(cli.wait_with_output().unwrap().status.success());
+}

@@ -265,3 +265,55 @@ fn a_hook_that_times_out_is_killed_and_counts_as_failed() {
             })
     });
 }
+
+#[test]
+fn configuration_variables_reach_hooks_and_the_app_but_never_the_log() {
+    let ws = Workspace::new();
+    let server = ws.serve();
+    let secret = "s3cr3t-value-9f2c";
+    ws.cli(
+        &server,
+        &[
+            "config",
+            "set",
+            &format!("API_KEY={secret}"),
+            "--app",
+            "hooks",
+            "--env",
+            "stage",
+        ],
+    )
+    .ok();
+    let listed = ws
+        .cli(
+            &server,
+            &["config", "list", "--app", "hooks", "--env", "stage"],
+        )
+        .ok();
+    assert!(
+        listed.stdout.contains("API_KEY") && !listed.stdout.contains(secret),
+        "{listed}"
+    );
+
+    let trace = ws.path("trace").display().to_string();
+    let dir = ws.path("hooks");
+    let hook = format!("echo \"key is $API_KEY\"; echo \"$API_KEY\" >> {trace}");
+    App::new("hooks", "one")
+        .hook("before_release", yaml_str(&hook))
+        .write(&dir);
+    let out = deploy(&ws, &server, &dir).ok();
+    assert_eq!(
+        ws.lines("trace"),
+        [secret],
+        "the hook did not get the variable"
+    );
+    assert!(
+        !out.stdout.contains(secret) && !out.stderr.contains(secret),
+        "the secret is in the deploy's output:\n{out}"
+    );
+    let id = operations(&ws, &server, "hooks", "stage")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let log = common::log_of(&ws, &server, id);
+    assert!(log.contains("key is ") && !log.contains(secret), "{log}");
+}
