@@ -91,7 +91,10 @@ pub struct EnvKey {
 
 impl EnvKey {
     pub fn new(app: impl Into<String>, env: impl Into<String>) -> Self {
-        Self { app: AppName(app.into()), env: EnvName(env.into()) }
+        Self {
+            app: AppName(app.into()),
+            env: EnvName(env.into()),
+        }
     }
 }
 

@@ -9,7 +9,12 @@ use crate::pipeline::model::OperationState;
 
 /// Prints the log of `id` as it grows (`HH:MM:SS line`) and returns the final state.
 /// With `follow == false`, prints what there is and returns the state at that moment.
-pub async fn follow(client: &Client, id: i64, follow: bool, quiet: bool) -> Result<OperationState, ClientError> {
+pub async fn follow(
+    client: &Client,
+    id: i64,
+    follow: bool,
+    quiet: bool,
+) -> Result<OperationState, ClientError> {
     let mut after = 0i64;
     loop {
         let page = client.log_page(id, after, follow).await?;
@@ -28,9 +33,15 @@ pub async fn follow(client: &Client, id: i64, follow: bool, quiet: bool) -> Resu
             .and_then(Value::as_str)
             .and_then(|s| OperationState::from_str(s).ok())
             .ok_or_else(|| ClientError::Decode("a log page without a state".into()))?;
-        let finished = page.get("finished").and_then(Value::as_bool).unwrap_or(false);
-        let more = page.get("lines").and_then(Value::as_array).is_some_and(|l| !l.is_empty());
-        if (finished && !more) || (!follow && !more) {
+        let finished = page
+            .get("finished")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let more = page
+            .get("lines")
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
+        if !more && (finished || !follow) {
             return Ok(state);
         }
     }
@@ -39,5 +50,10 @@ pub async fn follow(client: &Client, id: i64, follow: bool, quiet: bool) -> Resu
 /// `HH:MM:SS` (UTC) of unix milliseconds.
 pub fn clock_time(millis: i64) -> String {
     let seconds = millis.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }

@@ -1,6 +1,7 @@
 //! The command line: `slipway up`, `serve`, `validate`, and the client commands that
 //! talk to a server. Parsing lives here; what each command does lives beside it.
 
+mod access;
 mod client;
 mod commands;
 mod follow;
@@ -16,7 +17,12 @@ use crate::server::RuntimeKind;
 pub use client::{Client, ClientError};
 
 #[derive(Parser, Debug)]
-#[command(name = "slipway", version, about = "A self-hosted deploy orchestrator", propagate_version = true)]
+#[command(
+    name = "slipway",
+    version,
+    about = "A self-hosted deploy orchestrator",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -131,6 +137,28 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// API tokens scoped to environments, with a role: read, deploy or admin.
+    Tokens {
+        #[command(subcommand)]
+        action: access::TokensAction,
+    },
+    /// The activity report: every operation, who started it, its releases and times.
+    Activity {
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        env: Option<String>,
+        /// From this day (2026-11-01, UTC) or RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// To this day (included) or RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +186,9 @@ pub enum ConfigAction {
     },
     /// List variable names (values are secrets and are not shown).
     List {
+        /// Show the values too (an admin token only).
+        #[arg(long)]
+        reveal: bool,
         #[command(flatten)]
         target: Target,
         #[command(flatten)]
@@ -264,15 +295,34 @@ impl ServerArgs {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Up { dir, env, app, server } => up::run(&dir, &env, app, &server).await,
+        Command::Up {
+            dir,
+            env,
+            app,
+            server,
+        } => up::run(&dir, &env, app, &server).await,
         Command::Serve { server } => commands::serve(&server).await,
         Command::Validate { file } => Ok(commands::validate(file.as_deref())),
-        Command::Deploy { dir, git, reference, image, target, client } => {
-            commands::deploy(dir, git, reference, image, &target, &client).await
+        Command::Deploy {
+            dir,
+            git,
+            reference,
+            image,
+            target,
+            client,
+        } => commands::deploy(dir, git, reference, image, &target, &client).await,
+        Command::Redeploy { target, client } => {
+            commands::simple_operation("redeploy", serde_json::Value::Null, &target, &client).await
         }
-        Command::Redeploy { target, client } => commands::simple_operation("redeploy", serde_json::Value::Null, &target, &client).await,
-        Command::Restart { target, client } => commands::simple_operation("restart", serde_json::Value::Null, &target, &client).await,
-        Command::Scale { counts, size, target, client } => match commands::scale_args(&counts, size) {
+        Command::Restart { target, client } => {
+            commands::simple_operation("restart", serde_json::Value::Null, &target, &client).await
+        }
+        Command::Scale {
+            counts,
+            size,
+            target,
+            client,
+        } => match commands::scale_args(&counts, size) {
             Ok(args) => commands::simple_operation("scale", args, &target, &client).await,
             Err(message) => {
                 eprintln!("{message}");
@@ -280,13 +330,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Rollback { to, target, client } => {
-            let args = to.map_or(serde_json::Value::Null, |to| serde_json::json!({ "to": to }));
+            let args = to.map_or(
+                serde_json::Value::Null,
+                |to| serde_json::json!({ "to": to }),
+            );
             commands::simple_operation("rollback", args, &target, &client).await
         }
         Command::Cancel { operation, client } => commands::cancel(operation, &client).await,
         Command::Ops { app, env, client } => commands::ops(app, env, &client).await,
         Command::Releases { target, client } => commands::releases(&target, &client).await,
-        Command::Logs { operation, follow, client } => commands::logs(operation, follow, &client).await,
+        Command::Logs {
+            operation,
+            follow,
+            client,
+        } => commands::logs(operation, follow, &client).await,
         Command::Config { action } => commands::config(action).await,
+        Command::Tokens { action } => access::tokens(action).await,
+        Command::Activity { app, env, since, until, format, client } => {
+            access::activity(app, env, since, until, &format, &client).await
+        }
     }
 }

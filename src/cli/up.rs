@@ -12,7 +12,12 @@ use crate::ids::EnvKey;
 use crate::pipeline::model::OperationState;
 use crate::pipeline::traits::Traffic;
 
-pub async fn run(dir: &Path, env: &str, app: Option<String>, args: &ServerArgs) -> anyhow::Result<i32> {
+pub async fn run(
+    dir: &Path,
+    env: &str,
+    app: Option<String>,
+    args: &ServerArgs,
+) -> anyhow::Result<i32> {
     // A bad config is refused before a port is bound.
     let app = match resolve_app(app.as_deref(), dir) {
         Ok(app) => app,
@@ -20,11 +25,21 @@ pub async fn run(dir: &Path, env: &str, app: Option<String>, args: &ServerArgs) 
     };
     let server = crate::server::start(args.options()).await?;
     let token = std::fs::read_to_string(&server.admin_token_path)?;
-    let client = Client::new(&format!("http://{}", server.api_addr), token.trim().to_owned());
+    let client = Client::new(
+        &format!("http://{}", server.api_addr),
+        token.trim().to_owned(),
+    );
     let env = EnvKey::new(app, env);
-    println!("slipway: API on http://{}, router on http://{}", server.api_addr, server.router_addr);
+    println!(
+        "slipway: API on http://{}, router on http://{}",
+        server.api_addr, server.router_addr
+    );
     let op = upload(&client, dir, &env).await?;
-    println!("slipway: deploying {} to {env} (operation {})", dir.display(), op.id);
+    println!(
+        "slipway: deploying {} to {env} (operation {})",
+        dir.display(),
+        op.id
+    );
     let state = follow(&client, op.id.0, true, false).await?;
     let url = server.state.router.url(&env);
     if state != OperationState::Succeeded {
@@ -33,13 +48,20 @@ pub async fn run(dir: &Path, env: &str, app: Option<String>, args: &ServerArgs) 
         println!();
         println!("slipway: {env} is live at {url}");
     }
-    println!("slipway: admin token in {}", server.admin_token_path.display());
+    println!(
+        "slipway: admin token in {}",
+        server.admin_token_path.display()
+    );
     println!("slipway: press Ctrl-C to stop the server and the app");
     shutdown_signal().await;
     println!("slipway: stopping {env} and the server");
     stop_environment(&server.state, &env).await;
     server.stop().await;
-    Ok(if state == OperationState::Succeeded { 0 } else { 1 })
+    Ok(if state == OperationState::Succeeded {
+        0
+    } else {
+        1
+    })
 }
 
 /// Stops every instance of an environment (SIGTERM, then SIGKILL after their grace) and
@@ -47,7 +69,9 @@ pub async fn run(dir: &Path, env: &str, app: Option<String>, args: &ServerArgs) 
 async fn stop_environment(state: &crate::server::AppState, env: &EnvKey) {
     let fx = &state.pipeline.fx;
     fx.traffic.switch(env, Vec::new()).await;
-    let Ok(instances) = fx.store.instances(Some(env)).await else { return };
+    let Ok(instances) = fx.store.instances(Some(env)).await else {
+        return;
+    };
     let stops = instances.iter().map(|instance| async move {
         let _ = fx.runtime.stop(instance, Duration::from_secs(10)).await;
         let _ = fx.store.remove_instance(&instance.id).await;

@@ -16,12 +16,17 @@ pub const FIRST_POLL: Duration = Duration::from_millis(20);
 pub fn timing(check: &HealthCheck) -> (Duration, Duration) {
     match check {
         HealthCheck::Http(http) => (http.interval, http.deadline),
-        HealthCheck::Tcp { interval, deadline, .. } | HealthCheck::Command { interval, deadline, .. } => {
-            (*interval, *deadline)
+        HealthCheck::Tcp {
+            interval, deadline, ..
         }
+        | HealthCheck::Command {
+            interval, deadline, ..
+        } => (*interval, *deadline),
         // An uptime check passes once the instance has lived that long; give it a little
         // more than that to be seen doing so.
-        HealthCheck::Uptime(uptime) => (Duration::from_millis(250), *uptime + Duration::from_secs(5)),
+        HealthCheck::Uptime(uptime) => {
+            (Duration::from_millis(250), *uptime + Duration::from_secs(5))
+        }
     }
 }
 
@@ -39,7 +44,9 @@ pub async fn wait_healthy(
     let mut last_error = String::from("not checked yet");
     loop {
         if !runtime.is_running(instance).await {
-            return Err(format!("exited before it became healthy (last check: {last_error})"));
+            return Err(format!(
+                "exited before it became healthy (last check: {last_error})"
+            ));
         }
         match runtime.check(instance, check, artifact).await {
             Ok(()) => return Ok(started.elapsed()),

@@ -6,11 +6,24 @@ use crate::pipeline::model::Artifact;
 use crate::pipeline::traits::{CommandOutcome, CommandSpec, Effects};
 
 /// Runs the commands of a hook; `Err` says which command failed and how.
-pub async fn run_hook(fx: &Effects, artifact: &Artifact, specs: &[CommandSpec], log: &OperationLog) -> Result<(), String> {
+pub async fn run_hook(
+    fx: &Effects,
+    artifact: &Artifact,
+    specs: &[CommandSpec],
+    log: &OperationLog,
+) -> Result<(), String> {
     for (index, spec) in specs.iter().enumerate() {
-        let outcome = fx.runtime.run(artifact, spec, log).await.map_err(|e| e.to_string())?;
+        let outcome = fx
+            .runtime
+            .run(artifact, spec, log)
+            .await
+            .map_err(|e| e.to_string())?;
         if !outcome.success() {
-            let which = if specs.len() > 1 { format!("command {} of {}", index + 1, specs.len()) } else { "it".to_owned() };
+            let which = if specs.len() > 1 {
+                format!("command {} of {}", index + 1, specs.len())
+            } else {
+                "it".to_owned()
+            };
             return Err(format!("{which} {}", describe(&outcome, spec)));
         }
     }

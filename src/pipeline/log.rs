@@ -81,7 +81,13 @@ pub struct OperationLog {
 }
 
 impl OperationLog {
-    pub fn new(id: OperationId, store: Arc<dyn Store>, clock: Arc<dyn Clock>, masker: Masker, bus: LogBus) -> Self {
+    pub fn new(
+        id: OperationId,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        masker: Masker,
+        bus: LogBus,
+    ) -> Self {
         Self {
             id,
             store,
@@ -123,7 +129,9 @@ impl OperationLog {
                 line.truncate(cut);
                 line.push_str(" [line cut]");
             }
-            let total = self.written.fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
+            let total = self
+                .written
+                .fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
             if total + line.len() as u64 > LOG_CAP_BYTES {
                 self.capped.store(true, Ordering::Relaxed);
                 kept.push(format!(
@@ -149,6 +157,9 @@ mod tests {
     #[test]
     fn masks_every_secret_and_the_longest_first() {
         let masker = Masker::new(["hunter22", "hunter2234", "ab"]);
-        assert_eq!(masker.mask("pw=hunter2234 and hunter22, ab"), "pw=**** and ****, ab");
+        assert_eq!(
+            masker.mask("pw=hunter2234 and hunter22, ab"),
+            "pw=**** and ****, ab"
+        );
     }
 }

@@ -17,12 +17,16 @@ pub mod worker;
 
 pub use worker::Pipeline;
 
+#[cfg(test)]
+mod tests;
+
 /// A duration as people write it in `slipway.yml`: `250ms`, `10s`, `15m`, `1h`.
 pub fn format_duration(duration: std::time::Duration) -> String {
     let millis = duration.as_millis();
     match millis {
+        // Whole minutes from two on, so that a 60s deadline reads as it was written.
         m if m % 3_600_000 == 0 && m > 0 => format!("{}h", m / 3_600_000),
-        m if m % 60_000 == 0 && m > 0 => format!("{}m", m / 60_000),
+        m if m % 60_000 == 0 && m >= 120_000 => format!("{}m", m / 60_000),
         m if m % 1000 == 0 => format!("{}s", m / 1000),
         m if m >= 1000 => format!("{:.1}s", m as f64 / 1000.0),
         m => format!("{m}ms"),

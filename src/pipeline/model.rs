@@ -108,7 +108,11 @@ pub enum Artifact {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceSpec {
     /// A folder uploaded by the CLI, unpacked at `path` on the server.
-    Upload { path: String, commit: Option<String>, content_hash: String },
+    Upload {
+        path: String,
+        commit: Option<String>,
+        content_hash: String,
+    },
     /// A git repository and a ref (branch, tag or sha).
     Git { url: String, reference: String },
     /// An image reference: `registry/name:tag` or `name@sha256:...`.

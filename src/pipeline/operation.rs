@@ -13,16 +13,38 @@ use crate::pipeline::traits::Effects;
 
 /// Runs an operation that the worker has marked running, and returns its final state
 /// and a one-line summary.
-pub async fn run(fx: &Effects, op: &Operation, log: &OperationLog, cancel: &CancellationToken) -> (OperationState, String) {
-    let steps = StepRecorder { fx: fx.clone(), operation: op.id, log: log.clone() };
-    let runner = Runner { fx, op, steps: &steps, cancel };
+pub async fn run(
+    fx: &Effects,
+    op: &Operation,
+    log: &OperationLog,
+    cancel: &CancellationToken,
+) -> (OperationState, String) {
+    let steps = StepRecorder {
+        fx: fx.clone(),
+        operation: op.id,
+        log: log.clone(),
+    };
+    let runner = Runner {
+        fx,
+        op,
+        steps: &steps,
+        cancel,
+    };
     let (outcome, hooks) = match runner.prepare().await {
         Ok(Prepared::Rollout(target)) => {
-            let rollout = Rollout { fx, op, steps: &steps, cancel };
+            let target = *target;
+            let rollout = Rollout {
+                fx,
+                op,
+                steps: &steps,
+                cancel,
+            };
             let outcome = rollout.run(&target).await;
             (outcome, Some(target.config))
         }
-        Ok(Prepared::Unchanged { config, release }) => (runner.redeploy(&config, &release).await, Some(config)),
+        Ok(Prepared::Unchanged { config, release }) => {
+            (runner.redeploy(&config, &release).await, Some(config))
+        }
         Err(PrepareError { why, config }) => (Outcome::Failed(why), config),
     };
     if let Some(config) = &hooks {
@@ -36,16 +58,24 @@ pub async fn run(fx: &Effects, op: &Operation, log: &OperationLog, cancel: &Canc
         Outcome::Failed(why) => (OperationState::Failed, why),
         Outcome::RolledBack(why) => (OperationState::RolledBack, format!("{why}; rolled back")),
         Outcome::RollbackFailed(why) => (OperationState::RollbackFailed, why),
-        Outcome::Cancelled => (OperationState::Cancelled, "cancelled; the old release serves".to_owned()),
+        Outcome::Cancelled => (
+            OperationState::Cancelled,
+            "cancelled; the old release serves".to_owned(),
+        ),
     };
     log.line(format!("==> {state}: {summary}")).await;
     (state, summary)
 }
 
+// One value per operation, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Prepared {
-    Rollout(Target),
+    Rollout(Box<Target>),
     /// Nothing changed: only `post_deploy` runs.
-    Unchanged { config: AppConfig, release: Release },
+    Unchanged {
+        config: AppConfig,
+        release: Release,
+    },
 }
 
 pub(super) struct PrepareError {
@@ -79,10 +109,14 @@ impl Runner<'_> {
             let ctx = context(self.op, release, config);
             let specs = ctx.hook("post_deploy", hook);
             let body = async {
-                Ok::<_, String>(match run_hook(self.fx, &release.artifact, &specs, &self.steps.log).await {
-                    Ok(()) => StepEnd::Done(()),
-                    Err(error) => StepEnd::Warning((), format!("post_deploy hook failed: {error}")),
-                })
+                Ok::<_, String>(
+                    match run_hook(self.fx, &release.artifact, &specs, &self.steps.log).await {
+                        Ok(()) => StepEnd::Done(()),
+                        Err(error) => {
+                            StepEnd::Warning((), format!("post_deploy hook failed: {error}"))
+                        }
+                    },
+                )
             };
             let _ = self.steps.run(Step::PostDeploy, body).await;
         }
@@ -93,11 +127,18 @@ impl Runner<'_> {
     /// serving release or its predecessor use (a rollback must always be possible).
     async fn prune_artifacts(&self, retain: usize) {
         let store = &self.fx.store;
-        let (Ok(releases), Ok(Some(current))) = (store.releases(&self.op.env).await, store.current_release(&self.op.env).await) else {
+        let (Ok(releases), Ok(Some(current))) = (
+            store.releases(&self.op.env).await,
+            store.current_release(&self.op.env).await,
+        ) else {
             return;
         };
-        let predecessor = releases.iter().find(|r| r.number < current.number).map(|r| r.artifact.clone());
-        let mut keep: Vec<&crate::pipeline::model::Artifact> = releases.iter().take(retain).map(|r| &r.artifact).collect();
+        let predecessor = releases
+            .iter()
+            .find(|r| r.number < current.number)
+            .map(|r| r.artifact.clone());
+        let mut keep: Vec<&crate::pipeline::model::Artifact> =
+            releases.iter().take(retain).map(|r| &r.artifact).collect();
         keep.push(&current.artifact);
         keep.extend(predecessor.as_ref());
         for release in releases.iter().skip(retain) {
@@ -112,25 +153,43 @@ impl Runner<'_> {
     /// `after_<op>_success` or `after_<op>_failure`, in an ephemeral instance of the
     /// release now serving. Their failure is reported and changes nothing.
     async fn after_hooks(&self, config: &AppConfig, outcome: &Outcome) {
-        let Some(hooked) = hooked_operation(self.op.kind) else { return };
+        let Some(hooked) = hooked_operation(self.op.kind) else {
+            return;
+        };
         let succeeded = *outcome == Outcome::Succeeded;
         let (name, hook) = if succeeded {
-            (format!("after_{}_success", hook_name(hooked)), config.hooks.after_success.get(&hooked))
+            (
+                format!("after_{}_success", hook_name(hooked)),
+                config.hooks.after_success.get(&hooked),
+            )
         } else {
-            (format!("after_{}_failure", hook_name(hooked)), config.hooks.after_failure.get(&hooked))
+            (
+                format!("after_{}_failure", hook_name(hooked)),
+                config.hooks.after_failure.get(&hooked),
+            )
         };
         let Some(hook) = hook else { return };
         let body = async {
-            let serving = self.fx.store.current_release(&self.op.env).await.map_err(|e| e.to_string())?;
+            let serving = self
+                .fx
+                .store
+                .current_release(&self.op.env)
+                .await
+                .map_err(|e| e.to_string())?;
             let Some(release) = serving else {
-                return Ok(StepEnd::Skipped((), format!("{name} not run: no release is serving")));
+                return Ok(StepEnd::Skipped(
+                    (),
+                    format!("{name} not run: no release is serving"),
+                ));
             };
             let ctx = context(self.op, &release, config);
             let specs = ctx.hook(&name, hook);
-            Ok::<_, String>(match run_hook(self.fx, &release.artifact, &specs, &self.steps.log).await {
-                Ok(()) => StepEnd::Done(()),
-                Err(error) => StepEnd::Warning((), format!("{name} failed: {error}")),
-            })
+            Ok::<_, String>(
+                match run_hook(self.fx, &release.artifact, &specs, &self.steps.log).await {
+                    Ok(()) => StepEnd::Done(()),
+                    Err(error) => StepEnd::Warning((), format!("{name} failed: {error}")),
+                },
+            )
         };
         let _ = self.steps.run(Step::AfterHooks, body).await;
     }

@@ -33,13 +33,23 @@ impl ReleaseContext<'_> {
         let service = service.or_else(|| main_service(self.config));
         let size = service
             .and_then(|name| self.scale.services.get(name).map(|s| s.size_mb))
-            .or_else(|| service.and_then(|name| self.config.services.get(name)).map(|s| s.size_mb))
+            .or_else(|| {
+                service
+                    .and_then(|name| self.config.services.get(name))
+                    .map(|s| s.size_mb)
+            })
             .unwrap_or(crate::config::model::DEFAULT_SIZE_MB);
         env.insert("SLIPWAY_APP".into(), self.env.app.to_string());
         env.insert("SLIPWAY_ENVIRONMENT".into(), self.env.env.to_string());
-        env.insert("SLIPWAY_SERVICE".into(), service.map(|s| s.to_string()).unwrap_or_default());
+        env.insert(
+            "SLIPWAY_SERVICE".into(),
+            service.map(|s| s.to_string()).unwrap_or_default(),
+        );
         env.insert("SLIPWAY_RELEASE".into(), self.release.to_string());
-        env.insert("SLIPWAY_COMMIT".into(), self.commit.unwrap_or_default().to_owned());
+        env.insert(
+            "SLIPWAY_COMMIT".into(),
+            self.commit.unwrap_or_default().to_owned(),
+        );
         env.insert("SLIPWAY_OPERATION".into(), self.kind.to_string());
         env.insert("SLIPWAY_OPERATION_ID".into(), self.operation.to_string());
         env.insert("SLIPWAY_CONTAINER_SIZE".into(), size.to_string());
@@ -57,13 +67,23 @@ impl ReleaseContext<'_> {
             .services
             .iter()
             .flat_map(|(name, service)| {
-                let count = self.scale.services.get(name).map_or(service.instances, |s| s.instances);
+                let count = self
+                    .scale
+                    .services
+                    .get(name)
+                    .map_or(service.instances, |s| s.instances);
                 (1..=count).map(move |index| self.instance(artifact, name, service, index))
             })
             .collect()
     }
 
-    pub fn instance(&self, artifact: &Artifact, name: &ServiceName, service: &ServiceConfig, index: u32) -> InstanceSpec {
+    pub fn instance(
+        &self,
+        artifact: &Artifact,
+        name: &ServiceName,
+        service: &ServiceConfig,
+        index: u32,
+    ) -> InstanceSpec {
         let env_vars = self.env_for(Some(name));
         let pre_start = self
             .config
@@ -80,7 +100,11 @@ impl ReleaseContext<'_> {
             artifact: artifact.clone(),
             command: service.command.clone(),
             pre_start,
-            size_mb: self.scale.services.get(name).map_or(service.size_mb, |s| s.size_mb),
+            size_mb: self
+                .scale
+                .services
+                .get(name)
+                .map_or(service.size_mb, |s| s.size_mb),
             env_vars,
             http: service.http.is_some(),
             stop_timeout: service.stop_timeout,
@@ -114,13 +138,27 @@ pub fn health_check(service: &ServiceConfig) -> Option<HealthCheck> {
 
 /// The environment of the build hook: build variables only, plus the `SLIPWAY_*` ones
 /// that make sense before a release exists.
-pub fn build_env(env: &EnvKey, commit: Option<&str>, operation: OperationId, build_vars: &[Variable]) -> BTreeMap<String, String> {
-    let mut vars: BTreeMap<String, String> =
-        build_vars.iter().filter(|v| v.build).map(|v| (v.key.clone(), v.value.clone())).collect();
+pub fn build_env(
+    env: &EnvKey,
+    commit: Option<&str>,
+    operation: OperationId,
+    build_vars: &[Variable],
+) -> BTreeMap<String, String> {
+    let mut vars: BTreeMap<String, String> = build_vars
+        .iter()
+        .filter(|v| v.build)
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect();
     vars.insert("SLIPWAY_APP".into(), env.app.to_string());
     vars.insert("SLIPWAY_ENVIRONMENT".into(), env.env.to_string());
-    vars.insert("SLIPWAY_COMMIT".into(), commit.unwrap_or_default().to_owned());
-    vars.insert("SLIPWAY_OPERATION".into(), OperationKind::Deploy.to_string());
+    vars.insert(
+        "SLIPWAY_COMMIT".into(),
+        commit.unwrap_or_default().to_owned(),
+    );
+    vars.insert(
+        "SLIPWAY_OPERATION".into(),
+        OperationKind::Deploy.to_string(),
+    );
     vars.insert("SLIPWAY_OPERATION_ID".into(), operation.to_string());
     vars
 }
@@ -142,7 +180,10 @@ pub fn artifact_key(app: &str, content_id: &str, build_vars: &[Variable]) -> Str
 
 /// The runtime variables a release pins.
 pub fn runtime_variables(vars: &[Variable]) -> BTreeMap<String, String> {
-    vars.iter().filter(|v| !v.build).map(|v| (v.key.clone(), v.value.clone())).collect()
+    vars.iter()
+        .filter(|v| !v.build)
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect()
 }
 
 /// A hash of the runtime variables, so that two releases with the same configuration
@@ -165,7 +206,9 @@ pub fn scale_for_deploy(config: &AppConfig, previous: Option<&Scale>) -> Scale {
         .services
         .iter()
         .map(|(name, service)| {
-            let pinned = previous.and_then(|p| p.services.get(name)).filter(|s| s.pinned);
+            let pinned = previous
+                .and_then(|p| p.services.get(name))
+                .filter(|s| s.pinned);
             let scale = pinned.copied().unwrap_or(ServiceScale {
                 instances: service.instances,
                 size_mb: service.size_mb,
@@ -178,4 +221,4 @@ pub fn scale_for_deploy(config: &AppConfig, previous: Option<&Scale>) -> Scale {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

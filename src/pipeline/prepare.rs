@@ -14,7 +14,9 @@ use std::collections::BTreeSet;
 
 use crate::config::model::AppConfig;
 use crate::ids::ReleaseNumber;
-use crate::pipeline::model::{Artifact, OperationKind, OperationState, Release, Scale, ServiceScale, Step};
+use crate::pipeline::model::{
+    Artifact, OperationKind, OperationState, Release, Scale, ServiceScale, Step,
+};
 use crate::pipeline::operation::{PrepareError, Prepared, Runner};
 use crate::pipeline::plan;
 use crate::pipeline::rollout::Target;
@@ -24,12 +26,27 @@ use crate::pipeline::traits::{BuildSpec, CommandSpec, NewRelease};
 impl Runner<'_> {
     pub(super) async fn prepare(&self) -> Result<Prepared, PrepareError> {
         let env = &self.op.env;
-        let current = self.fx.store.current_release(env).await.map_err(|e| e.to_string())?;
+        let current = self
+            .fx
+            .store
+            .current_release(env)
+            .await
+            .map_err(|e| e.to_string())?;
         let previous = match &current {
-            Some(release) => match self.fx.sources.config_of_artifact(&release.artifact, &env.app).await {
+            Some(release) => match self
+                .fx
+                .sources
+                .config_of_artifact(&release.artifact, &env.app)
+                .await
+            {
                 Ok(config) => Some((release.clone(), config)),
                 Err(errors) => {
-                    self.steps.log.line(format!("    the serving release's configuration cannot be read: {errors}")).await;
+                    self.steps
+                        .log
+                        .line(format!(
+                            "    the serving release's configuration cannot be read: {errors}"
+                        ))
+                        .await;
                     None
                 }
             },
@@ -39,24 +56,58 @@ impl Runner<'_> {
             return self.prepare_deploy(previous).await;
         }
         let Some((serving, config)) = previous else {
-            return Err(format!("nothing to {}: {env} has no release serving yet; deploy first", self.op.kind).into());
+            return Err(format!(
+                "nothing to {}: {env} has no release serving yet; deploy first",
+                self.op.kind
+            )
+            .into());
         };
         match self.op.kind {
-            OperationKind::Redeploy => Ok(Prepared::Unchanged { config, release: serving }),
+            OperationKind::Redeploy => Ok(Prepared::Unchanged {
+                config,
+                release: serving,
+            }),
             OperationKind::Restart => {
-                self.set_releases(Some(serving.number), Some(serving.number)).await?;
-                Ok(Prepared::Rollout(reuse(serving.clone(), config.clone(), Some((serving, config)))))
+                self.set_releases(Some(serving.number), Some(serving.number))
+                    .await?;
+                Ok(reuse(
+                    serving.clone(),
+                    config.clone(),
+                    Some((serving, config)),
+                ))
             }
             OperationKind::Configure => {
-                let variables = self.fx.store.variables(env).await.map_err(|e| e.to_string())?;
+                let variables = self
+                    .fx
+                    .store
+                    .variables(env)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let runtime_vars = plan::runtime_variables(&variables);
-                let release = self.new_release(&serving, serving.artifact.clone(), runtime_vars, serving.scale.clone()).await?;
-                Ok(Prepared::Rollout(reuse(release, config.clone(), Some((serving, config)))))
+                let release = self
+                    .new_release(
+                        serving.commit.clone(),
+                        &serving,
+                        serving.artifact.clone(),
+                        runtime_vars,
+                        serving.scale.clone(),
+                    )
+                    .await?;
+                Ok(reuse(release, config.clone(), Some((serving, config))))
             }
             OperationKind::Scale => {
-                let scale = scaled(&serving.scale, &config, &self.op.args).map_err(PrepareError::from)?;
-                let release = self.new_release(&serving, serving.artifact.clone(), serving.variables.clone(), scale).await?;
-                Ok(Prepared::Rollout(reuse(release, config.clone(), Some((serving, config)))))
+                let scale =
+                    scaled(&serving.scale, &config, &self.op.args).map_err(PrepareError::from)?;
+                let release = self
+                    .new_release(
+                        serving.commit.clone(),
+                        &serving,
+                        serving.artifact.clone(),
+                        serving.variables.clone(),
+                        scale,
+                    )
+                    .await?;
+                Ok(reuse(release, config.clone(), Some((serving, config))))
             }
             OperationKind::Rollback => {
                 let target = self.rollback_target(&serving).await?;
@@ -65,23 +116,51 @@ impl Runner<'_> {
                     .sources
                     .config_of_artifact(&target.artifact, &env.app)
                     .await
-                    .map_err(|errors| format!("the configuration of {} cannot be read: {errors}", target.number))?;
-                self.steps.log.line(format!("    rolling back to {} (commit {})", target.number, target.commit.as_deref().unwrap_or("none"))).await;
-                let mut release = self.new_release(&serving, target.artifact.clone(), target.variables.clone(), target.scale.clone()).await?;
-                release.commit = target.commit.clone();
-                Ok(Prepared::Rollout(reuse(release, target_config, Some((serving, config)))))
+                    .map_err(|errors| {
+                        format!(
+                            "the configuration of {} cannot be read: {errors}",
+                            target.number
+                        )
+                    })?;
+                self.steps
+                    .log
+                    .line(format!(
+                        "    rolling back to {} (commit {})",
+                        target.number,
+                        target.commit.as_deref().unwrap_or("none")
+                    ))
+                    .await;
+                let release = self
+                    .new_release(
+                        target.commit.clone(),
+                        &serving,
+                        target.artifact.clone(),
+                        target.variables.clone(),
+                        target.scale.clone(),
+                    )
+                    .await?;
+                Ok(reuse(release, target_config, Some((serving, config))))
             }
             OperationKind::Deploy => unreachable!("handled above"),
         }
     }
 
-    async fn set_releases(&self, before: Option<ReleaseNumber>, after: Option<ReleaseNumber>) -> Result<(), PrepareError> {
-        self.fx.store.set_operation_releases(self.op.id, before, after).await.map_err(|e| e.to_string().into())
+    async fn set_releases(
+        &self,
+        before: Option<ReleaseNumber>,
+        after: Option<ReleaseNumber>,
+    ) -> Result<(), PrepareError> {
+        self.fx
+            .store
+            .set_operation_releases(self.op.id, before, after)
+            .await
+            .map_err(|e| e.to_string().into())
     }
 
-    /// A new release of the serving one's commit with another artifact, configuration or scale.
+    /// A new release replacing the serving one, with another artifact, configuration or scale.
     async fn new_release(
         &self,
+        commit: Option<String>,
         serving: &Release,
         artifact: Artifact,
         variables: std::collections::BTreeMap<String, String>,
@@ -92,7 +171,7 @@ impl Runner<'_> {
             .store
             .create_release(NewRelease {
                 env: self.op.env.clone(),
-                commit: serving.commit.clone(),
+                commit,
                 artifact,
                 config_hash: plan::config_hash(&variables),
                 variables,
@@ -101,8 +180,12 @@ impl Runner<'_> {
             })
             .await
             .map_err(|e| e.to_string())?;
-        self.set_releases(Some(serving.number), Some(release.number)).await?;
-        self.steps.log.line(format!("    release {}", release.number)).await;
+        self.set_releases(Some(serving.number), Some(release.number))
+            .await?;
+        self.steps
+            .log
+            .line(format!("    release {}", release.number))
+            .await;
         Ok(release)
     }
 
@@ -111,17 +194,27 @@ impl Runner<'_> {
         let env = &self.op.env;
         let requested = match self.op.args.get("to") {
             Some(value) => {
-                let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let text = value
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| value.to_string());
                 Some(text.parse::<ReleaseNumber>().map_err(PrepareError::from)?)
             }
             None => None,
         };
-        let releases = self.fx.store.releases(env).await.map_err(|e| e.to_string())?;
+        let releases = self
+            .fx
+            .store
+            .releases(env)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(number) = requested {
             return releases
                 .into_iter()
                 .find(|r| r.number == number)
-                .ok_or_else(|| format!("{env} has no release {number}; `slipway releases` lists them").into());
+                .ok_or_else(|| {
+                    format!("{env} has no release {number}; `slipway releases` lists them").into()
+                });
         }
         let served = self.served_releases().await?;
         releases
@@ -132,20 +225,43 @@ impl Runner<'_> {
 
     /// The releases that some operation put into service.
     async fn served_releases(&self) -> Result<BTreeSet<ReleaseNumber>, PrepareError> {
-        let ops = self.fx.store.operations(Some(&self.op.env), 10_000).await.map_err(|e| e.to_string())?;
-        Ok(ops.iter().filter(|op| op.state == OperationState::Succeeded).filter_map(|op| op.release_after).collect())
+        let ops = self
+            .fx
+            .store
+            .operations(Some(&self.op.env), 10_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ops
+            .iter()
+            .filter(|op| op.state == OperationState::Succeeded)
+            .filter_map(|op| op.release_after)
+            .collect())
     }
 
-    async fn prepare_deploy(&self, previous: Option<(Release, AppConfig)>) -> Result<Prepared, PrepareError> {
+    async fn prepare_deploy(
+        &self,
+        previous: Option<(Release, AppConfig)>,
+    ) -> Result<Prepared, PrepareError> {
         let env = &self.op.env;
         let fx = self.fx;
         let log = &self.steps.log;
-        let source = self.op.source.clone().ok_or_else(|| "a deploy needs a source".to_owned())?;
+        let source = self
+            .op
+            .source
+            .clone()
+            .ok_or_else(|| "a deploy needs a source".to_owned())?;
         let resolve = async {
-            let fetched = fx.sources.fetch(&source, log).await.map_err(|e| e.to_string())?;
+            let fetched = fx
+                .sources
+                .fetch(&source, log)
+                .await
+                .map_err(|e| e.to_string())?;
             if let Some(commit) = &fetched.commit {
                 log.line(format!("    commit {commit}")).await;
-                fx.store.set_operation_commit(self.op.id, commit).await.map_err(|e| e.to_string())?;
+                fx.store
+                    .set_operation_commit(self.op.id, commit)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             let config = match fx.sources.config_of_source(&fetched, &env.app).await {
                 Ok(config) => config,
@@ -161,7 +277,10 @@ impl Runner<'_> {
         let key = plan::artifact_key(env.app.as_str(), &fetched.content_id, &variables);
         let build = async {
             if let Some(artifact) = fx.runtime.artifact(&key).await.map_err(|e| e.to_string())? {
-                return Ok(StepEnd::Skipped(artifact, "reusing the build of this commit".to_owned()));
+                return Ok(StepEnd::Skipped(
+                    artifact,
+                    "reusing the build of this commit".to_owned(),
+                ));
             }
             let env_vars = plan::build_env(env, fetched.commit.as_deref(), self.op.id, &variables);
             let spec = BuildSpec {
@@ -169,7 +288,11 @@ impl Runner<'_> {
                 source_dir: fetched.dir.clone(),
                 artifact_key: key.clone(),
                 commit: fetched.commit.clone(),
-                hook: config.build.hook.as_ref().map(|hook| CommandSpec::from_hook("build", hook, &env_vars)),
+                hook: config
+                    .build
+                    .hook
+                    .as_ref()
+                    .map(|hook| CommandSpec::from_hook("build", hook, &env_vars)),
                 dockerfile: config.build.dockerfile.clone(),
             };
             let artifact = tokio::select! {
@@ -180,18 +303,33 @@ impl Runner<'_> {
         };
         let artifact = match self.steps.run(Step::Build, build).await {
             Ok(artifact) => artifact,
-            Err(why) => return Err(PrepareError { why: format!("build failed: {why}; nothing changed"), config: Some(config) }),
+            Err(why) => {
+                return Err(PrepareError {
+                    why: format!("build failed: {why}; nothing changed"),
+                    config: Some(config),
+                })
+            }
         };
 
         let runtime_vars = plan::runtime_variables(&variables);
         let config_hash = plan::config_hash(&runtime_vars);
         let scale = plan::scale_for_deploy(&config, previous.as_ref().map(|p| &p.0.scale));
         if let Some((release, _)) = &previous {
-            let unchanged = same_artifact(&release.artifact, &artifact) && release.config_hash == config_hash && release.scale == scale;
+            let unchanged = same_artifact(&release.artifact, &artifact)
+                && release.config_hash == config_hash
+                && release.scale == scale;
             if unchanged && self.all_instances_running(release).await {
-                log.line(format!("    no change since {}: redeploying it (only post_deploy runs)", release.number)).await;
-                self.set_releases(Some(release.number), Some(release.number)).await?;
-                return Ok(Prepared::Unchanged { config, release: release.clone() });
+                log.line(format!(
+                    "    no change since {}: redeploying it (only post_deploy runs)",
+                    release.number
+                ))
+                .await;
+                self.set_releases(Some(release.number), Some(release.number))
+                    .await?;
+                return Ok(Prepared::Unchanged {
+                    config,
+                    release: release.clone(),
+                });
             }
         }
         let release = fx
@@ -207,15 +345,24 @@ impl Runner<'_> {
             })
             .await
             .map_err(|e| e.to_string())?;
-        self.set_releases(previous.as_ref().map(|p| p.0.number), Some(release.number)).await?;
+        self.set_releases(previous.as_ref().map(|p| p.0.number), Some(release.number))
+            .await?;
         log.line(format!("    release {}", release.number)).await;
-        Ok(Prepared::Rollout(Target { release, config, previous, run_before_release: true, run_deploy_hooks: true }))
+        Ok(Prepared::Rollout(Box::new(Target {
+            release,
+            config,
+            previous,
+            run_before_release: true,
+            run_deploy_hooks: true,
+        })))
     }
 
     /// Whether the release runs as many instances as its scale asks for: an environment
     /// whose instances were stopped (by `slipway up`'s Ctrl-C, say) is started again.
     async fn all_instances_running(&self, release: &Release) -> bool {
-        let Ok(instances) = self.fx.store.instances(Some(&self.op.env)).await else { return false };
+        let Ok(instances) = self.fx.store.instances(Some(&self.op.env)).await else {
+            return false;
+        };
         let wanted: u32 = release.scale.services.values().map(|s| s.instances).sum();
         let mut running = 0;
         for instance in instances.iter().filter(|i| i.release == release.number) {
@@ -228,19 +375,30 @@ impl Runner<'_> {
 }
 
 /// A rollout of an existing artifact: no before_release, no deploy hooks.
-fn reuse(release: Release, config: AppConfig, previous: Option<(Release, AppConfig)>) -> Target {
-    Target { release, config, previous, run_before_release: false, run_deploy_hooks: false }
+fn reuse(release: Release, config: AppConfig, previous: Option<(Release, AppConfig)>) -> Prepared {
+    Prepared::Rollout(Box::new(Target {
+        release,
+        config,
+        previous,
+        run_before_release: false,
+        run_deploy_hooks: false,
+    }))
 }
 
 /// The scale after `slipway scale web=3 --size 1024`: `args` is
 /// `{"services": {"web": 3}, "size": 1024}`; the services named are pinned.
-pub fn scaled(current: &Scale, config: &AppConfig, args: &serde_json::Value) -> Result<Scale, String> {
+pub fn scaled(
+    current: &Scale,
+    config: &AppConfig,
+    args: &serde_json::Value,
+) -> Result<Scale, String> {
     let mut scale = current.clone();
     let size = match args.get("size") {
         Some(size) => Some(
             size.as_u64()
                 .filter(|s| (1..=1_048_576).contains(s))
-                .ok_or_else(|| format!("size {size} is not a number of MB between 1 and 1048576"))? as u32,
+                .ok_or_else(|| format!("size {size} is not a number of MB between 1 and 1048576"))?
+                as u32,
         ),
         None => None,
     };
@@ -252,21 +410,27 @@ pub fn scaled(current: &Scale, config: &AppConfig, args: &serde_json::Value) -> 
         Some(map) => map
             .iter()
             .map(|(name, count)| {
-                let count = count
-                    .as_u64()
-                    .filter(|c| *c <= 100)
-                    .ok_or_else(|| format!("{name}={count}: the count must be a number from 0 to 100"))?;
+                let count = count.as_u64().filter(|c| *c <= 100).ok_or_else(|| {
+                    format!("{name}={count}: the count must be a number from 0 to 100")
+                })?;
                 Ok((name.clone(), Some(count as u32)))
             })
             .collect::<Result<_, String>>()?,
         // `--size` alone resizes every service.
-        None => config.services.keys().map(|name| (name.to_string(), None)).collect(),
+        None => config
+            .services
+            .keys()
+            .map(|name| (name.to_string(), None))
+            .collect(),
     };
     for (name, count) in named {
         let key = crate::ids::ServiceName::from(name.as_str());
         let Some(service) = config.services.get(&key) else {
             let known: Vec<String> = config.services.keys().map(|k| k.to_string()).collect();
-            return Err(format!("there is no service `{name}`; the services are: {}", known.join(", ")));
+            return Err(format!(
+                "there is no service `{name}`; the services are: {}",
+                known.join(", ")
+            ));
         };
         let entry = scale.services.entry(key).or_insert(ServiceScale {
             instances: service.instances,

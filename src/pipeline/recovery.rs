@@ -17,7 +17,9 @@ impl Pipeline {
         let store = &self.fx.store;
         for op in store.running_operations().await? {
             let steps = store.steps(op.id).await?;
-            let switched = steps.iter().any(|s| s.step == Step::Switch && s.status == StepStatus::Succeeded);
+            let switched = steps
+                .iter()
+                .any(|s| s.step == Step::Switch && s.status == StepStatus::Succeeded);
             let log = self.log(&op, Masker::default());
             let current = store.current_release(&op.env).await?;
             let (state, why) = if switched {
@@ -28,12 +30,23 @@ impl Pipeline {
                 let suffix = format!("-op{}", op.id);
                 for instance in store.instances(Some(&op.env)).await? {
                     if instance.id.ends_with(&suffix) {
-                        let _ = self.fx.runtime.stop(&instance, std::time::Duration::from_secs(10)).await;
+                        let _ = self
+                            .fx
+                            .runtime
+                            .stop(&instance, std::time::Duration::from_secs(10))
+                            .await;
                         store.remove_instance(&instance.id).await?;
                     }
                 }
-                let serving = current.as_ref().map_or("no release".to_owned(), |r| r.number.to_string());
-                (OperationState::RolledBack, format!("the server stopped before the switch; rolled back: {serving} is serving"))
+                let serving = current
+                    .as_ref()
+                    .map_or("no release".to_owned(), |r| r.number.to_string());
+                (
+                    OperationState::RolledBack,
+                    format!(
+                        "the server stopped before the switch; rolled back: {serving} is serving"
+                    ),
+                )
             };
             log.line(format!("==> {state}: {why}")).await;
             store.set_operation_state(op.id, state, Some(&why)).await?;
@@ -56,13 +69,22 @@ impl Pipeline {
                     store.remove_instance(&instance.id).await?;
                 }
             }
-            let Some(release) = store.current_release(&env).await? else { continue };
-            let Ok(config) = self.fx.sources.config_of_artifact(&release.artifact, &env.app).await else {
+            let Some(release) = store.current_release(&env).await? else {
+                continue;
+            };
+            let Ok(config) = self
+                .fx
+                .sources
+                .config_of_artifact(&release.artifact, &env.app)
+                .await
+            else {
                 tracing::error!(%env, "the configuration of the serving release cannot be read; not routed");
                 continue;
             };
             let routed = plan::routed_service(&config);
-            let serving = alive.iter().filter(|i| i.release == release.number && Some(&i.service) == routed);
+            let serving = alive
+                .iter()
+                .filter(|i| i.release == release.number && Some(&i.service) == routed);
             self.fx.traffic.switch(&env, backends(serving)).await;
         }
         Ok(())

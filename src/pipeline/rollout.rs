@@ -64,8 +64,13 @@ impl Rollout<'_> {
         let log = &self.steps.log;
         let ctx = context(self.op, &target.release, &target.config);
         let old: Vec<InstanceRecord> = match self.fx.store.instances(Some(env)).await {
-            Ok(all) => all.into_iter().filter(|i| !i.id.ends_with(&format!("-op{}", self.op.id))).collect(),
-            Err(error) => return Outcome::Failed(format!("could not list the running instances: {error}")),
+            Ok(all) => all
+                .into_iter()
+                .filter(|i| !i.id.ends_with(&format!("-op{}", self.op.id)))
+                .collect(),
+            Err(error) => {
+                return Outcome::Failed(format!("could not list the running instances: {error}"))
+            }
         };
         let mut changes = Changes::default();
 
@@ -73,14 +78,18 @@ impl Rollout<'_> {
             if let Some(hook) = &target.config.hooks.before_release {
                 let specs = ctx.hook("before_release", hook);
                 let body = async {
-                    run_hook(self.fx, &target.release.artifact, &specs, log).await.map(StepEnd::Done)
+                    run_hook(self.fx, &target.release.artifact, &specs, log)
+                        .await
+                        .map(StepEnd::Done)
                 };
                 let result = tokio::select! {
                     result = self.steps.run(Step::BeforeRelease, body) => result,
                     () = self.cancel.cancelled() => return Outcome::Cancelled,
                 };
                 if let Err(error) = result {
-                    return Outcome::Failed(format!("before_release failed: {error}; nothing changed"));
+                    return Outcome::Failed(format!(
+                        "before_release failed: {error}; nothing changed"
+                    ));
                 }
             }
         }
@@ -91,22 +100,38 @@ impl Rollout<'_> {
         // Services that may not run two releases side by side stop first.
         let stop_first: Vec<InstanceRecord> = old
             .iter()
-            .filter(|i| target.config.services.get(&i.service).is_some_and(|s| !s.zero_downtime))
+            .filter(|i| {
+                target
+                    .config
+                    .services
+                    .get(&i.service)
+                    .is_some_and(|s| !s.zero_downtime)
+            })
             .cloned()
             .collect();
         if !stop_first.is_empty() {
             let body = async {
-                let old_routed = target.previous.as_ref().and_then(|p| plan::routed_service(&p.1));
-                let remaining = backends(old.iter().filter(|i| !stop_first.contains(i) && Some(&i.service) == old_routed));
+                let old_routed = target
+                    .previous
+                    .as_ref()
+                    .and_then(|p| plan::routed_service(&p.1));
+                let remaining = backends(
+                    old.iter()
+                        .filter(|i| !stop_first.contains(i) && Some(&i.service) == old_routed),
+                );
                 self.fx.traffic.switch(env, remaining).await;
-                self.stop_all(&stop_first, target.previous.as_ref().map(|p| &p.1)).await;
+                self.stop_all(&stop_first, target.previous.as_ref().map(|p| &p.1))
+                    .await;
                 Ok::<_, String>(StepEnd::Done(()))
             };
             let _ = self.steps.run(Step::StopOld, body).await;
             changes.stopped_old = stop_first;
         }
 
-        let start = self.steps.run(Step::StartInstances, self.start_all(&ctx, target, &mut changes));
+        let start = self.steps.run(
+            Step::StartInstances,
+            self.start_all(&ctx, target, &mut changes),
+        );
         let started = tokio::select! {
             result = start => result,
             () = self.cancel.cancelled() => Err("cancelled".to_owned()),
@@ -115,22 +140,48 @@ impl Rollout<'_> {
             return self.roll_back(target, &old, changes, error).await;
         }
         if self.cancel.is_cancelled() {
-            return self.roll_back(target, &old, changes, "cancelled".into()).await;
+            return self
+                .roll_back(target, &old, changes, "cancelled".into())
+                .await;
         }
 
         let routed = plan::routed_service(&target.config).cloned();
-        let new_backends = backends(changes.started.iter().filter(|i| Some(&i.service) == routed.as_ref()));
-        let old_routed = target.previous.as_ref().and_then(|p| plan::routed_service(&p.1));
-        let old_backends = backends(old.iter().filter(|i| !changes.stopped_old.contains(i) && Some(&i.service) == old_routed));
-        let deploy_hook = target.config.hooks.deploy.as_ref().filter(|_| target.run_deploy_hooks && routed.is_some());
+        let new_backends = backends(
+            changes
+                .started
+                .iter()
+                .filter(|i| Some(&i.service) == routed.as_ref()),
+        );
+        let old_routed = target
+            .previous
+            .as_ref()
+            .and_then(|p| plan::routed_service(&p.1));
+        let old_backends = backends(
+            old.iter()
+                .filter(|i| !changes.stopped_old.contains(i) && Some(&i.service) == old_routed),
+        );
+        let deploy_hook = target
+            .config
+            .hooks
+            .deploy
+            .as_ref()
+            .filter(|_| target.run_deploy_hooks && routed.is_some());
         if let Some(hook) = deploy_hook {
-            self.fx.traffic.hold(env, target.config.hooks.deploy_hold).await;
+            self.fx
+                .traffic
+                .hold(env, target.config.hooks.deploy_hold)
+                .await;
             let specs = ctx.hook("deploy", hook);
             let body = async {
-                Ok::<_, String>(match run_hook(self.fx, &target.release.artifact, &specs, log).await {
-                    Ok(()) => StepEnd::Done(()),
-                    Err(error) => StepEnd::Warning((), format!("deploy hook failed: {error}; the deploy goes on")),
-                })
+                Ok::<_, String>(
+                    match run_hook(self.fx, &target.release.artifact, &specs, log).await {
+                        Ok(()) => StepEnd::Done(()),
+                        Err(error) => StepEnd::Warning(
+                            (),
+                            format!("deploy hook failed: {error}; the deploy goes on"),
+                        ),
+                    },
+                )
             };
             let _ = self.steps.run(Step::DeployHook, body).await;
         }
@@ -158,7 +209,10 @@ impl Rollout<'_> {
                 let left = self.fx.traffic.drain(&old_backends, DRAIN_DEADLINE).await;
                 Ok::<_, String>(match left {
                     0 => StepEnd::Done(()),
-                    n => StepEnd::Warning((), format!("{n} request(s) still in flight after {DRAIN_DEADLINE:?}")),
+                    n => StepEnd::Warning(
+                        (),
+                        format!("{n} request(s) still in flight after {DRAIN_DEADLINE:?}"),
+                    ),
                 })
             };
             let _ = self.steps.run(Step::Drain, drain).await;
@@ -169,7 +223,9 @@ impl Rollout<'_> {
             let confirm = async {
                 match self.fx.traffic.probe(env).await {
                     Ok(release) if release == expected => Ok(StepEnd::Done(())),
-                    Ok(release) => Err(format!("the router answered from {release}, not {expected}")),
+                    Ok(release) => Err(format!(
+                        "the router answered from {release}, not {expected}"
+                    )),
                     Err(error) => Err(format!("no answer through the router: {error}")),
                 }
             };
@@ -183,7 +239,11 @@ impl Rollout<'_> {
             .and_then(|name| target.config.services.get(name))
             .and_then(|s| s.http.as_ref())
             .map_or(Duration::ZERO, |http| http.watch);
-        let still_old: Vec<InstanceRecord> = old.iter().filter(|i| !changes.stopped_old.contains(i)).cloned().collect();
+        let still_old: Vec<InstanceRecord> = old
+            .iter()
+            .filter(|i| !changes.stopped_old.contains(i))
+            .cloned()
+            .collect();
         if watch.is_zero() {
             self.stop_old_step(&still_old, target).await;
         }
@@ -192,17 +252,25 @@ impl Rollout<'_> {
             if let Some(hook) = &target.config.hooks.post_deploy {
                 let specs = ctx.hook("post_deploy", hook);
                 let body = async {
-                    Ok::<_, String>(match run_hook(self.fx, &target.release.artifact, &specs, log).await {
-                        Ok(()) => StepEnd::Done(()),
-                        Err(error) => StepEnd::Warning((), format!("post_deploy hook failed: {error}; no rollback")),
-                    })
+                    Ok::<_, String>(
+                        match run_hook(self.fx, &target.release.artifact, &specs, log).await {
+                            Ok(()) => StepEnd::Done(()),
+                            Err(error) => StepEnd::Warning(
+                                (),
+                                format!("post_deploy hook failed: {error}; no rollback"),
+                            ),
+                        },
+                    )
                 };
                 let _ = self.steps.run(Step::PostDeploy, body).await;
             }
         }
 
         if !watch.is_zero() {
-            let watched = self.steps.run(Step::Watch, self.watch(&changes.started, target, watch)).await;
+            let watched = self
+                .steps
+                .run(Step::Watch, self.watch(&changes.started, target, watch))
+                .await;
             if let Err(error) = watched {
                 return self.roll_back(target, &old, changes, error).await;
             }
@@ -211,12 +279,20 @@ impl Rollout<'_> {
         Outcome::Succeeded
     }
 
-    async fn start_all(&self, ctx: &ReleaseContext<'_>, target: &Target, changes: &mut Changes) -> Result<StepEnd<()>, String> {
+    async fn start_all(
+        &self,
+        ctx: &ReleaseContext<'_>,
+        target: &Target,
+        changes: &mut Changes,
+    ) -> Result<StepEnd<()>, String> {
         let log = &self.steps.log;
         for spec in ctx.instances(&target.release.artifact) {
-            let instance = self.fx.runtime.start(&spec, log).await.map_err(|e| {
-                format!("{}.{} did not start: {e}", spec.service, spec.index)
-            })?;
+            let instance = self
+                .fx
+                .runtime
+                .start(&spec, log)
+                .await
+                .map_err(|e| format!("{}.{} did not start: {e}", spec.service, spec.index))?;
             if let Err(error) = self.fx.store.save_instance(&instance).await {
                 changes.started.push(instance);
                 return Err(format!("could not record the instance: {error}"));
@@ -227,7 +303,13 @@ impl Rollout<'_> {
             let service = target.config.services.get(&instance.service)?;
             let check = plan::health_check(service)?;
             Some(async move {
-                let result = wait_healthy(self.fx.runtime.as_ref(), instance, &check, &target.release.artifact).await;
+                let result = wait_healthy(
+                    self.fx.runtime.as_ref(),
+                    instance,
+                    &check,
+                    &target.release.artifact,
+                )
+                .await;
                 (instance, result)
             })
         });
@@ -235,7 +317,13 @@ impl Rollout<'_> {
         for (instance, result) in join_all(checks).await {
             let name = format!("{}.{}", instance.service, instance.index);
             match result {
-                Ok(took) => log.line(format!("    {name} healthy after {}", crate::pipeline::format_duration(took))).await,
+                Ok(took) => {
+                    log.line(format!(
+                        "    {name} healthy after {}",
+                        crate::pipeline::format_duration(took)
+                    ))
+                    .await
+                }
                 Err(why) => failures.push(format!("{name} {why}")),
             }
         }
@@ -247,19 +335,36 @@ impl Rollout<'_> {
     }
 
     /// Keeps checking the new instances for `watch` after the switch.
-    async fn watch(&self, started: &[InstanceRecord], target: &Target, watch: Duration) -> Result<StepEnd<()>, String> {
+    async fn watch(
+        &self,
+        started: &[InstanceRecord],
+        target: &Target,
+        watch: Duration,
+    ) -> Result<StepEnd<()>, String> {
         let until = tokio::time::Instant::now() + watch;
         loop {
             for instance in started {
-                let Some(check) = target.config.services.get(&instance.service).and_then(plan::health_check) else {
+                let Some(check) = target
+                    .config
+                    .services
+                    .get(&instance.service)
+                    .and_then(plan::health_check)
+                else {
                     continue;
                 };
                 let name = format!("{}.{}", instance.service, instance.index);
                 if !self.fx.runtime.is_running(instance).await {
                     return Err(format!("{name} exited during the watch"));
                 }
-                if let Err(why) = self.fx.runtime.check(instance, &check, &target.release.artifact).await {
-                    return Err(format!("{name} failed its health check during the watch: {why}"));
+                if let Err(why) = self
+                    .fx
+                    .runtime
+                    .check(instance, &check, &target.release.artifact)
+                    .await
+                {
+                    return Err(format!(
+                        "{name} failed its health check during the watch: {why}"
+                    ));
                 }
             }
             let now = tokio::time::Instant::now();
@@ -275,7 +380,8 @@ impl Rollout<'_> {
             return;
         }
         let body = async {
-            self.stop_all(old, target.previous.as_ref().map(|p| &p.1)).await;
+            self.stop_all(old, target.previous.as_ref().map(|p| &p.1))
+                .await;
             Ok::<_, String>(StepEnd::Done(()))
         };
         let _ = self.steps.run(Step::StopOld, body).await;
@@ -287,19 +393,28 @@ impl Rollout<'_> {
         let stops = instances.iter().map(|instance| async move {
             let grace = config
                 .and_then(|c| c.services.get(&instance.service))
-                .map_or(crate::config::model::DEFAULT_STOP_TIMEOUT, |s| s.stop_timeout);
+                .map_or(crate::config::model::DEFAULT_STOP_TIMEOUT, |s| {
+                    s.stop_timeout
+                });
             let outcome = self.fx.runtime.stop(instance, grace).await;
             (instance, grace, outcome)
         });
         for (instance, grace, outcome) in join_all(stops).await {
-            let name = format!("{}.{} ({})", instance.service, instance.index, instance.release);
+            let name = format!(
+                "{}.{} ({})",
+                instance.service, instance.index, instance.release
+            );
             let line = match outcome {
-                Ok(crate::pipeline::traits::StopOutcome::Exited) => format!("    {name} stopped on SIGTERM"),
+                Ok(crate::pipeline::traits::StopOutcome::Exited) => {
+                    format!("    {name} stopped on SIGTERM")
+                }
                 Ok(crate::pipeline::traits::StopOutcome::Killed) => format!(
                     "    {name} ignored SIGTERM for {}: killed with SIGKILL",
                     crate::pipeline::format_duration(grace)
                 ),
-                Ok(crate::pipeline::traits::StopOutcome::AlreadyGone) => format!("    {name} was no longer running"),
+                Ok(crate::pipeline::traits::StopOutcome::AlreadyGone) => {
+                    format!("    {name} was no longer running")
+                }
                 Err(error) => format!("    {name} could not be stopped: {error}"),
             };
             log.line(line).await;
@@ -311,43 +426,88 @@ impl Rollout<'_> {
 
     /// Puts the old release back: traffic to the old instances, new ones stopped, old
     /// ones that were stopped first started again.
-    async fn roll_back(&self, target: &Target, old: &[InstanceRecord], changes: Changes, why: String) -> Outcome {
+    async fn roll_back(
+        &self,
+        target: &Target,
+        old: &[InstanceRecord],
+        changes: Changes,
+        why: String,
+    ) -> Outcome {
         let env = &self.op.env;
         let cancelled = self.cancel.is_cancelled();
         let body = async {
             if changes.switched || !changes.stopped_old.is_empty() {
-                let old_routed = target.previous.as_ref().and_then(|p| plan::routed_service(&p.1));
-                let kept = backends(old.iter().filter(|i| !changes.stopped_old.contains(i) && Some(&i.service) == old_routed));
+                let old_routed = target
+                    .previous
+                    .as_ref()
+                    .and_then(|p| plan::routed_service(&p.1));
+                let kept = backends(old.iter().filter(|i| {
+                    !changes.stopped_old.contains(i) && Some(&i.service) == old_routed
+                }));
                 self.fx.traffic.switch(env, kept).await;
                 let previous = target.previous.as_ref().map(|p| p.0.number);
-                self.fx.store.set_current_release(env, previous).await.map_err(|e| e.to_string())?;
+                self.fx
+                    .store
+                    .set_current_release(env, previous)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             self.stop_all(&changes.started, Some(&target.config)).await;
             if !changes.stopped_old.is_empty() {
-                self.restart_stopped(target, old, &changes.stopped_old).await?;
+                self.restart_stopped(target, old, &changes.stopped_old)
+                    .await?;
             }
-            let serving = target.previous.as_ref().map_or("no release".to_owned(), |p| p.0.number.to_string());
-            self.steps.log.line(format!("    rolled back: {serving} is serving")).await;
+            let serving = target
+                .previous
+                .as_ref()
+                .map_or("no release".to_owned(), |p| p.0.number.to_string());
+            self.steps
+                .log
+                .line(format!("    rolled back: {serving} is serving"))
+                .await;
             Ok::<_, String>(StepEnd::Done(()))
         };
         match self.steps.run(Step::Rollback, body).await {
             Ok(()) if cancelled => Outcome::Cancelled,
             Ok(()) => Outcome::RolledBack(why),
-            Err(error) => Outcome::RollbackFailed(format!("{why}; then the rollback failed: {error}")),
+            Err(error) => {
+                Outcome::RollbackFailed(format!("{why}; then the rollback failed: {error}"))
+            }
         }
     }
 
-    async fn restart_stopped(&self, target: &Target, old: &[InstanceRecord], stopped: &[InstanceRecord]) -> Result<(), String> {
+    async fn restart_stopped(
+        &self,
+        target: &Target,
+        old: &[InstanceRecord],
+        stopped: &[InstanceRecord],
+    ) -> Result<(), String> {
         let Some((release, config)) = &target.previous else {
             return Ok(());
         };
         let ctx = context(self.op, release, config);
         let mut restarted = Vec::new();
         for instance in stopped {
-            let Some(service) = config.services.get(&instance.service) else { continue };
-            let spec = ctx.instance(&release.artifact, &instance.service, service, instance.index);
-            let record = self.fx.runtime.start(&spec, &self.steps.log).await.map_err(|e| e.to_string())?;
-            self.fx.store.save_instance(&record).await.map_err(|e| e.to_string())?;
+            let Some(service) = config.services.get(&instance.service) else {
+                continue;
+            };
+            let spec = ctx.instance(
+                &release.artifact,
+                &instance.service,
+                service,
+                instance.index,
+            );
+            let record = self
+                .fx
+                .runtime
+                .start(&spec, &self.steps.log)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.fx
+                .store
+                .save_instance(&record)
+                .await
+                .map_err(|e| e.to_string())?;
             if let Some(check) = plan::health_check(service) {
                 wait_healthy(self.fx.runtime.as_ref(), &record, &check, &release.artifact).await?;
             }
@@ -359,13 +519,20 @@ impl Rollout<'_> {
             .filter(|i| !stopped.contains(i))
             .chain(restarted.iter())
             .filter(|i| Some(&i.service) == routed);
-        self.fx.traffic.switch(&self.op.env, backends(serving)).await;
+        self.fx
+            .traffic
+            .switch(&self.op.env, backends(serving))
+            .await;
         Ok(())
     }
 }
 
 /// The release context of an operation.
-pub fn context<'a>(op: &'a Operation, release: &'a Release, config: &'a AppConfig) -> ReleaseContext<'a> {
+pub fn context<'a>(
+    op: &'a Operation,
+    release: &'a Release,
+    config: &'a AppConfig,
+) -> ReleaseContext<'a> {
     ReleaseContext {
         env: &op.env,
         release: release.number,
@@ -383,7 +550,11 @@ pub fn backends<'a>(instances: impl Iterator<Item = &'a InstanceRecord>) -> Vec<
     instances
         .filter_map(|i| {
             let address = i.address.clone()?;
-            Some(Backend { address, release: i.release, instance: i.id.clone() })
+            Some(Backend {
+                address,
+                release: i.release,
+                instance: i.id.clone(),
+            })
         })
         .collect()
 }

@@ -32,8 +32,14 @@ impl StepRecorder {
     {
         let started_at = self.fx.clock.now_millis();
         self.log.line(format!("==> {}", step_title(step))).await;
-        self.save(StepRecord { step, status: StepStatus::Running, started_at, finished_at: None, message: None })
-            .await;
+        self.save(StepRecord {
+            step,
+            status: StepStatus::Running,
+            started_at,
+            finished_at: None,
+            message: None,
+        })
+        .await;
         let result = body.await;
         let (status, message) = match &result {
             Ok(StepEnd::Done(_)) => (StepStatus::Succeeded, None),
@@ -50,7 +56,14 @@ impl StepRecorder {
             self.log.line(format!("    {prefix}{message}")).await;
         }
         let finished_at = self.fx.clock.now_millis();
-        self.save(StepRecord { step, status, started_at, finished_at: Some(finished_at), message }).await;
+        self.save(StepRecord {
+            step,
+            status,
+            started_at,
+            finished_at: Some(finished_at),
+            message,
+        })
+        .await;
         self.fx.reporter.operation_changed(self.operation).await;
         result.map(|end| match end {
             StepEnd::Done(value) | StepEnd::Warning(value, _) | StepEnd::Skipped(value, _) => value,

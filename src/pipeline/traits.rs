@@ -68,7 +68,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends lines; returns nothing, sequence numbers are assigned in order.
     async fn append_log(&self, id: OperationId, at: i64, lines: &[String]) -> EffectResult<()>;
     /// Lines with `seq > after`, oldest first, at most `limit`.
-    async fn log_lines(&self, id: OperationId, after: i64, limit: i64) -> EffectResult<Vec<LogLine>>;
+    async fn log_lines(
+        &self,
+        id: OperationId,
+        after: i64,
+        limit: i64,
+    ) -> EffectResult<Vec<LogLine>>;
 
     /// Creates the next release number of its environment.
     async fn create_release(&self, release: NewRelease) -> EffectResult<Release>;
@@ -77,7 +82,11 @@ pub trait Store: Send + Sync + 'static {
     async fn releases(&self, env: &EnvKey) -> EffectResult<Vec<Release>>;
     /// The release now serving, if any.
     async fn current_release(&self, env: &EnvKey) -> EffectResult<Option<Release>>;
-    async fn set_current_release(&self, env: &EnvKey, number: Option<ReleaseNumber>) -> EffectResult<()>;
+    async fn set_current_release(
+        &self,
+        env: &EnvKey,
+        number: Option<ReleaseNumber>,
+    ) -> EffectResult<()>;
 
     async fn save_instance(&self, instance: &InstanceRecord) -> EffectResult<()>;
     async fn remove_instance(&self, id: &str) -> EffectResult<()>;
@@ -213,7 +222,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Builds the artifact, streaming output into the log.
     async fn build(&self, spec: &BuildSpec, log: &OperationLog) -> EffectResult<Artifact>;
     /// Runs one command in an ephemeral instance of `artifact`.
-    async fn run(&self, artifact: &Artifact, spec: &CommandSpec, log: &OperationLog) -> EffectResult<CommandOutcome>;
+    async fn run(
+        &self,
+        artifact: &Artifact,
+        spec: &CommandSpec,
+        log: &OperationLog,
+    ) -> EffectResult<CommandOutcome>;
     /// Starts an instance (running its `pre_start` first); returns once it is started,
     /// not once it is healthy.
     async fn start(&self, spec: &InstanceSpec, log: &OperationLog) -> EffectResult<InstanceRecord>;
@@ -222,7 +236,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Stops an instance: SIGTERM, then SIGKILL after `grace`.
     async fn stop(&self, instance: &InstanceRecord, grace: Duration) -> EffectResult<StopOutcome>;
     /// One health check of a running instance; `Ok(())` when healthy, else why not.
-    async fn check(&self, instance: &InstanceRecord, check: &HealthCheck, artifact: &Artifact) -> Result<(), String>;
+    async fn check(
+        &self,
+        instance: &InstanceRecord,
+        check: &HealthCheck,
+        artifact: &Artifact,
+    ) -> Result<(), String>;
     /// Deletes an artifact that no release needs any more.
     async fn prune(&self, artifact: &Artifact) -> EffectResult<()>;
 }
@@ -258,10 +277,18 @@ pub trait Sources: Send + Sync + 'static {
     /// Materialises the source in a directory and says which commit it is.
     async fn fetch(&self, spec: &SourceSpec, log: &OperationLog) -> EffectResult<FetchedSource>;
     /// Reads the app configuration of a fetched source.
-    async fn config_of_source(&self, source: &FetchedSource, app: &AppName) -> Result<AppConfig, ConfigErrors>;
+    async fn config_of_source(
+        &self,
+        source: &FetchedSource,
+        app: &AppName,
+    ) -> Result<AppConfig, ConfigErrors>;
     /// Reads the app configuration that an artifact was built with (for operations
     /// that reuse a release's artifact: redeploy, restart, rollback...).
-    async fn config_of_artifact(&self, artifact: &Artifact, app: &AppName) -> Result<AppConfig, ConfigErrors>;
+    async fn config_of_artifact(
+        &self,
+        artifact: &Artifact,
+        app: &AppName,
+    ) -> Result<AppConfig, ConfigErrors>;
 }
 
 #[derive(Clone, Debug, PartialEq)]

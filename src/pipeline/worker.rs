@@ -37,7 +37,11 @@ impl Pipeline {
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         };
-        Self { fx, bus, inner: Arc::new(inner) }
+        Self {
+            fx,
+            bus,
+            inner: Arc::new(inner),
+        }
     }
 
     /// Queues an operation and wakes its environment's worker.
@@ -51,17 +55,28 @@ impl Pipeline {
     /// Cancels an operation: a queued one at once, a running one at its next safe point
     /// (it then rolls back). Returns false when it had already ended.
     pub async fn cancel(&self, id: OperationId) -> EffectResult<bool> {
-        let Some(op) = self.fx.store.operation(id).await? else { return Ok(false) };
+        let Some(op) = self.fx.store.operation(id).await? else {
+            return Ok(false);
+        };
         match op.state {
             OperationState::Queued => {
-                self.fx.store.set_operation_state(id, OperationState::Cancelled, Some("cancelled while queued")).await?;
+                self.fx
+                    .store
+                    .set_operation_state(
+                        id,
+                        OperationState::Cancelled,
+                        Some("cancelled while queued"),
+                    )
+                    .await?;
                 self.fx.reporter.operation_changed(id).await;
                 Ok(true)
             }
             OperationState::Running => {
                 let token = self.lock_running().get(&id).cloned();
                 if let Some(token) = token {
-                    self.log(&op, Masker::default()).line("==> cancel requested").await;
+                    self.log(&op, Masker::default())
+                        .line("==> cancel requested")
+                        .await;
                     token.cancel();
                 }
                 Ok(true)
@@ -72,7 +87,13 @@ impl Pipeline {
 
     /// A log handle for an operation, masking the values of its environment's variables.
     pub fn log(&self, op: &Operation, masker: Masker) -> OperationLog {
-        OperationLog::new(op.id, self.fx.store.clone(), self.fx.clock.clone(), masker, self.bus.clone())
+        OperationLog::new(
+            op.id,
+            self.fx.store.clone(),
+            self.fx.clock.clone(),
+            masker,
+            self.bus.clone(),
+        )
     }
 
     /// Starts the workers of every environment that has queued operations.
@@ -128,13 +149,22 @@ impl Pipeline {
     /// The next operation to run, superseding queued deploys that a newer one replaces.
     async fn next(&self, env: &EnvKey) -> EffectResult<Option<Operation>> {
         let queued = self.fx.store.queued_operations(env).await?;
-        let newest_deploy = queued.iter().filter(|op| op.kind == OperationKind::Deploy).map(|op| op.id).max();
+        let newest_deploy = queued
+            .iter()
+            .filter(|op| op.kind == OperationKind::Deploy)
+            .map(|op| op.id)
+            .max();
         for op in &queued {
             if op.kind == OperationKind::Deploy && Some(op.id) != newest_deploy {
                 let newer = newest_deploy.map_or_else(String::new, |id| id.to_string());
                 let why = format!("superseded by operation {newer}, a newer deploy");
-                self.fx.store.set_operation_state(op.id, OperationState::Superseded, Some(&why)).await?;
-                self.log(op, Masker::default()).line(format!("==> superseded: {why}")).await;
+                self.fx
+                    .store
+                    .set_operation_state(op.id, OperationState::Superseded, Some(&why))
+                    .await?;
+                self.log(op, Masker::default())
+                    .line(format!("==> superseded: {why}"))
+                    .await;
                 self.fx.reporter.operation_changed(op.id).await;
                 continue;
             }
@@ -145,7 +175,10 @@ impl Pipeline {
 
     async fn run(&self, op: Operation) {
         let store = &self.fx.store;
-        if let Err(error) = store.set_operation_state(op.id, OperationState::Running, None).await {
+        if let Err(error) = store
+            .set_operation_state(op.id, OperationState::Running, None)
+            .await
+        {
             tracing::error!(operation = %op.id, %error, "could not start an operation");
             return;
         }
@@ -154,14 +187,24 @@ impl Pipeline {
         let variables = store.variables(&op.env).await.unwrap_or_default();
         let releases = store.releases(&op.env).await.unwrap_or_default();
         let old_values = releases.into_iter().flat_map(|r| r.variables.into_values());
-        let log = self.log(&op, Masker::new(variables.into_iter().map(|v| v.value).chain(old_values)));
+        let log = self.log(
+            &op,
+            Masker::new(variables.into_iter().map(|v| v.value).chain(old_values)),
+        );
         self.fx.reporter.operation_changed(op.id).await;
         let token = self.inner.shutdown.child_token();
         self.lock_running().insert(op.id, token.clone());
-        log.line(format!("==> {} of {} started by {}", op.kind, op.env, op.initiator)).await;
+        log.line(format!(
+            "==> {} of {} started by {}",
+            op.kind, op.env, op.initiator
+        ))
+        .await;
         let (state, summary) = crate::pipeline::operation::run(&self.fx, &op, &log, &token).await;
         self.lock_running().remove(&op.id);
-        if let Err(error) = store.set_operation_state(op.id, state, Some(&summary)).await {
+        if let Err(error) = store
+            .set_operation_state(op.id, state, Some(&summary))
+            .await
+        {
             tracing::error!(operation = %op.id, %error, "could not record how an operation ended");
         }
         self.fx.reporter.operation_changed(op.id).await;

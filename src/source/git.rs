@@ -19,15 +19,28 @@ pub async fn fetch(
     token: Option<&str>,
     log: &OperationLog,
 ) -> EffectResult<FetchedSource> {
-    let cache = data_dir.join("git").join(format!("{}.git", &hex::encode(Sha256::digest(url.as_bytes()))[..16]));
+    let cache = data_dir.join("git").join(format!(
+        "{}.git",
+        &hex::encode(Sha256::digest(url.as_bytes()))[..16]
+    ));
     if !cache.join("HEAD").exists() {
-        tokio::fs::create_dir_all(&cache).await.map_err(|e| failed(format!("cannot create {}: {e}", cache.display())))?;
+        tokio::fs::create_dir_all(&cache)
+            .await
+            .map_err(|e| failed(format!("cannot create {}: {e}", cache.display())))?;
         git(&cache, &["init", "--bare", "--quiet"], token).await?;
     }
     log.line(format!("    git fetch {url}")).await;
     git(
         &cache,
-        &["fetch", "--quiet", "--force", "--prune", url, "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
+        &[
+            "fetch",
+            "--quiet",
+            "--force",
+            "--prune",
+            url,
+            "+refs/heads/*:refs/remotes/origin/*",
+            "+refs/tags/*:refs/tags/*",
+        ],
         token,
     )
     .await?;
@@ -47,7 +60,11 @@ pub async fn fetch(
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(format!("cannot extract commit {sha}: {e}")))?;
     }
-    Ok(FetchedSource { dir, commit: Some(sha.clone()), content_id: format!("git-{sha}") })
+    Ok(FetchedSource {
+        dir,
+        commit: Some(sha.clone()),
+        content_id: format!("git-{sha}"),
+    })
 }
 
 /// The commit a branch, tag, full ref or sha names.
@@ -55,7 +72,10 @@ async fn resolve(cache: &Path, reference: &str, token: Option<&str>) -> EffectRe
     let short = reference.strip_prefix("refs/heads/").unwrap_or(reference);
     let candidates = [
         format!("refs/remotes/origin/{short}"),
-        format!("refs/tags/{}", reference.strip_prefix("refs/tags/").unwrap_or(reference)),
+        format!(
+            "refs/tags/{}",
+            reference.strip_prefix("refs/tags/").unwrap_or(reference)
+        ),
         reference.to_owned(),
     ];
     for candidate in candidates {
@@ -67,28 +87,45 @@ async fn resolve(cache: &Path, reference: &str, token: Option<&str>) -> EffectRe
             }
         }
     }
-    Err(failed(format!("`{reference}` is not a branch, tag or commit of the repository")))
+    Err(failed(format!(
+        "`{reference}` is not a branch, tag or commit of the repository"
+    )))
 }
 
 /// Runs git in `dir` and returns its stdout, or an error with its stderr.
 async fn git(dir: &Path, args: &[&str], token: Option<&str>) -> EffectResult<Vec<u8>> {
     let mut command = Command::new("git");
-    command.arg("-C").arg(dir).args(args).stdin(Stdio::null()).kill_on_drop(true);
+    command
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
     command.env("GIT_TERMINAL_PROMPT", "0");
     if let Some(token) = token {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
         command
             .env("GIT_CONFIG_COUNT", "1")
             .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {basic}"),
+            );
     }
-    let output = command.output().await.map_err(|e| failed(format!("cannot run git: {e}; is git installed?")))?;
+    let output = command
+        .output()
+        .await
+        .map_err(|e| failed(format!("cannot run git: {e}; is git installed?")))?;
     if !output.status.success() {
         let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         if let Some(token) = token {
             stderr = stderr.replace(token, "****");
         }
-        return Err(failed(format!("git {} failed: {stderr}", args.first().copied().unwrap_or_default())));
+        return Err(failed(format!(
+            "git {} failed: {stderr}",
+            args.first().copied().unwrap_or_default()
+        )));
     }
     Ok(output.stdout)
 }
@@ -96,4 +133,3 @@ async fn git(dir: &Path, args: &[&str], token: Option<&str>) -> EffectResult<Vec
 fn failed(message: String) -> EffectError {
     EffectError::Failed(message)
 }
-

@@ -3,6 +3,7 @@
 //! source or of a directory artifact.
 
 mod git;
+pub mod image;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -25,7 +26,10 @@ pub struct LocalSources {
 
 impl LocalSources {
     pub fn new(data_dir: PathBuf, git_token: Option<String>) -> Self {
-        Self { data_dir, git_token }
+        Self {
+            data_dir,
+            git_token,
+        }
     }
 }
 
@@ -33,18 +37,37 @@ impl LocalSources {
 impl Sources for LocalSources {
     async fn fetch(&self, spec: &SourceSpec, log: &OperationLog) -> EffectResult<FetchedSource> {
         match spec {
-            SourceSpec::Upload { path, commit, content_hash } => {
+            SourceSpec::Upload {
+                path,
+                commit,
+                content_hash,
+            } => {
                 let dir = PathBuf::from(path);
                 if !dir.is_dir() {
                     return Err(EffectError::Failed(format!(
                         "the uploaded source {path} is gone; deploy the folder again"
                     )));
                 }
-                log.line(format!("    uploaded folder, content {}", &content_hash[..12.min(content_hash.len())])).await;
-                Ok(FetchedSource { dir, commit: commit.clone(), content_id: content_hash.clone() })
+                log.line(format!(
+                    "    uploaded folder, content {}",
+                    &content_hash[..12.min(content_hash.len())]
+                ))
+                .await;
+                Ok(FetchedSource {
+                    dir,
+                    commit: commit.clone(),
+                    content_id: content_hash.clone(),
+                })
             }
             SourceSpec::Git { url, reference } => {
-                git::fetch(&self.data_dir, url, reference, self.git_token.as_deref(), log).await
+                git::fetch(
+                    &self.data_dir,
+                    url,
+                    reference,
+                    self.git_token.as_deref(),
+                    log,
+                )
+                .await
             }
             SourceSpec::Image { reference } => Err(EffectError::Failed(format!(
                 "`{reference}` is an image: image deploys need `--runtime docker`"
@@ -52,18 +75,29 @@ impl Sources for LocalSources {
         }
     }
 
-    async fn config_of_source(&self, source: &FetchedSource, app: &AppName) -> Result<AppConfig, ConfigErrors> {
+    async fn config_of_source(
+        &self,
+        source: &FetchedSource,
+        app: &AppName,
+    ) -> Result<AppConfig, ConfigErrors> {
         load_dir_blocking(source.dir.clone(), app.to_string()).await
     }
 
-    async fn config_of_artifact(&self, artifact: &Artifact, app: &AppName) -> Result<AppConfig, ConfigErrors> {
+    async fn config_of_artifact(
+        &self,
+        artifact: &Artifact,
+        app: &AppName,
+    ) -> Result<AppConfig, ConfigErrors> {
         match artifact {
-            Artifact::Directory { path } => load_dir_blocking(PathBuf::from(path), app.to_string()).await,
+            Artifact::Directory { path } => {
+                load_dir_blocking(PathBuf::from(path), app.to_string()).await
+            }
             Artifact::Image { reference, .. } => Err(config::ConfigError {
                 file: reference.clone(),
                 line: 1,
                 column: 1,
-                message: "reading the configuration of an image needs `--runtime docker`".to_owned(),
+                message: "reading the configuration of an image needs `--runtime docker`"
+                    .to_owned(),
             }
             .into()),
         }
@@ -72,10 +106,17 @@ impl Sources for LocalSources {
 
 async fn load_dir_blocking(dir: PathBuf, app: String) -> Result<AppConfig, ConfigErrors> {
     let shown = dir.display().to_string();
-    tokio::task::spawn_blocking(move || config::load_dir(&dir, &app)).await.unwrap_or_else(|_| {
-        Err(config::ConfigError { file: shown, line: 1, column: 1, message: "reading the configuration panicked".into() }
+    tokio::task::spawn_blocking(move || config::load_dir(&dir, &app))
+        .await
+        .unwrap_or_else(|_| {
+            Err(config::ConfigError {
+                file: shown,
+                line: 1,
+                column: 1,
+                message: "reading the configuration panicked".into(),
+            }
             .into())
-    })
+        })
 }
 
 /// Fetches a git ref into `<data>/sources/git-<sha>`, authenticating with `token` (a

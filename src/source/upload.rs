@@ -37,7 +37,10 @@ pub fn pack(dir: &Path) -> Result<Vec<u8>, UploadError> {
     for relative in list_files(dir)? {
         let path = dir.join(&relative);
         tar.append_path_with_name(&path, &relative)
-            .map_err(|source| UploadError::Read { path: path.display().to_string(), source })?;
+            .map_err(|source| UploadError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
     }
     let encoder = tar.into_inner().map_err(UploadError::Write)?;
     encoder.finish().map_err(UploadError::Write)
@@ -53,7 +56,11 @@ pub fn unpack(bytes: &[u8], sources_dir: &Path) -> Result<(PathBuf, String), Upl
     for entry in archive.entries().map_err(UploadError::Corrupt)? {
         let mut entry = entry.map_err(UploadError::Corrupt)?;
         let name = entry.path().map_err(UploadError::Corrupt)?.into_owned();
-        if name.is_absolute() || name.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if name.is_absolute()
+            || name
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(UploadError::UnsafePath(name.display().to_string()));
         }
         total += entry.header().size().unwrap_or(0);
@@ -77,7 +84,10 @@ pub fn content_hash(dir: &Path) -> Result<String, UploadError> {
     let mut hasher = Sha256::new();
     for relative in list_files(dir)? {
         let path = dir.join(&relative);
-        let read_error = |source| UploadError::Read { path: path.display().to_string(), source };
+        let read_error = |source| UploadError::Read {
+            path: path.display().to_string(),
+            source,
+        };
         let meta = fs::symlink_metadata(&path).map_err(read_error)?;
         hasher.update(relative.to_string_lossy().as_bytes());
         hasher.update([0]);
@@ -86,7 +96,11 @@ pub fn content_hash(dir: &Path) -> Result<String, UploadError> {
             hasher.update(b"link:");
             hasher.update(target.to_string_lossy().as_bytes());
         } else if meta.is_file() {
-            hasher.update(if meta.permissions().mode() & 0o111 != 0 { b"x" } else { b"-" });
+            hasher.update(if meta.permissions().mode() & 0o111 != 0 {
+                b"x"
+            } else {
+                b"-"
+            });
             let mut file = fs::File::open(&path).map_err(read_error)?;
             let mut buffer = [0u8; 64 * 1024];
             loop {
@@ -108,15 +122,24 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, UploadError> {
     let mut stack = vec![PathBuf::new()];
     while let Some(relative) = stack.pop() {
         let full = dir.join(&relative);
-        let entries = fs::read_dir(&full).map_err(|source| UploadError::Read { path: full.display().to_string(), source })?;
+        let entries = fs::read_dir(&full).map_err(|source| UploadError::Read {
+            path: full.display().to_string(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| UploadError::Read { path: full.display().to_string(), source })?;
+            let entry = entry.map_err(|source| UploadError::Read {
+                path: full.display().to_string(),
+                source,
+            })?;
             let name = entry.file_name();
             if relative.as_os_str().is_empty() && SKIPPED.iter().any(|s| name == *s) {
                 continue;
             }
             let child = relative.join(&name);
-            let kind = entry.file_type().map_err(|source| UploadError::Read { path: child.display().to_string(), source })?;
+            let kind = entry.file_type().map_err(|source| UploadError::Read {
+                path: child.display().to_string(),
+                source,
+            })?;
             if kind.is_dir() {
                 stack.push(child.clone());
             }

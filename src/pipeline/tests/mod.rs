@@ -1,0 +1,143 @@
+//! The pipeline driven through its traits with in-memory fakes and paused time: the
+//! order of effects, failure rules, rollback, queueing and recovery, in milliseconds.
+
+mod fakes;
+mod flows;
+mod memory_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::model::{AppConfig, Hook, HookBody, HookedOperation, DEFAULT_HOOK_TIMEOUT};
+use crate::ids::{EnvKey, OperationId};
+use crate::pipeline::log::LogBus;
+use crate::pipeline::model::{NewOperation, Operation, OperationKind, SourceSpec};
+use crate::pipeline::traits::{Clock, Effects, NoReporter};
+use crate::pipeline::Pipeline;
+
+use fakes::{Events, FakeRuntime, FakeSources, FakeTraffic};
+use memory_store::MemoryStore;
+
+struct TestClock;
+impl Clock for TestClock {
+    fn now_millis(&self) -> i64 {
+        0
+    }
+}
+
+pub struct World {
+    pub events: Events,
+    pub store: Arc<MemoryStore>,
+    pub runtime: Arc<FakeRuntime>,
+    pub traffic: Arc<FakeTraffic>,
+    pub sources: Arc<FakeSources>,
+    pub pipeline: Pipeline,
+    pub env: EnvKey,
+}
+
+fn hook(label: &str) -> Hook {
+    Hook {
+        body: HookBody::Script(format!("echo {label}")),
+        timeout: DEFAULT_HOOK_TIMEOUT,
+    }
+}
+
+/// The sample app (web ×2, worker ×1 that stops first) with every hook.
+pub fn config() -> AppConfig {
+    let mut config = crate::pipeline::plan::tests::sample_config();
+    config.hooks.before_release = Some(hook("before_release"));
+    config.hooks.deploy = Some(hook("deploy"));
+    config.hooks.post_deploy = Some(hook("post_deploy"));
+    config
+        .hooks
+        .after_success
+        .insert(HookedOperation::Deploy, hook("after_deploy_success"));
+    config
+        .hooks
+        .after_failure
+        .insert(HookedOperation::Deploy, hook("after_deploy_failure"));
+    config
+}
+
+impl World {
+    pub fn new() -> Self {
+        let events = Events::default();
+        let store = Arc::new(MemoryStore::default());
+        let runtime = Arc::new(FakeRuntime::new(events.clone()));
+        let traffic = Arc::new(FakeTraffic::new(events.clone()));
+        let sources = Arc::new(FakeSources::default());
+        let fx = Effects {
+            store: store.clone(),
+            runtime: runtime.clone(),
+            traffic: traffic.clone(),
+            sources: sources.clone(),
+            clock: Arc::new(TestClock),
+            reporter: Arc::new(NoReporter),
+        };
+        let pipeline = Pipeline::new(fx, LogBus::default());
+        Self {
+            events,
+            store,
+            runtime,
+            traffic,
+            sources,
+            pipeline,
+            env: EnvKey::new("shop", "staging"),
+        }
+    }
+
+    /// Makes `commit` deployable with `config`.
+    pub fn commit(&self, commit: &str, config: AppConfig) {
+        self.sources
+            .configs
+            .lock()
+            .unwrap()
+            .insert(commit.to_owned(), config);
+    }
+
+    pub async fn submit(
+        &self,
+        kind: OperationKind,
+        source: Option<&str>,
+        args: serde_json::Value,
+    ) -> Operation {
+        let source = source.map(|commit| SourceSpec::Git {
+            url: "repo".into(),
+            reference: commit.into(),
+        });
+        let new = NewOperation {
+            env: self.env.clone(),
+            kind,
+            source,
+            commit: None,
+            args,
+            initiator: "test".into(),
+        };
+        self.pipeline.submit(new).await.unwrap()
+    }
+
+    /// Deploys a commit and waits for the end.
+    pub async fn deploy(&self, commit: &str) -> Operation {
+        let op = self
+            .submit(OperationKind::Deploy, Some(commit), serde_json::Value::Null)
+            .await;
+        self.finished(op.id).await
+    }
+
+    /// Waits (in paused time) until the operation has ended.
+    pub async fn finished(&self, id: OperationId) -> Operation {
+        use crate::pipeline::traits::Store;
+        for _ in 0..100_000 {
+            let op = self.store.operation(id).await.unwrap().unwrap();
+            if op.state.is_final() {
+                return op;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("operation {id} did not end");
+    }
+
+    pub fn log(&self, id: OperationId) -> String {
+        self.store.log_text(id).join("\n")
+    }
+}
