@@ -33,7 +33,9 @@ pub fn find_token(given: Option<String>, data_dir: &Path) -> Result<String, Clie
         return Ok(token.trim().to_owned());
     }
     let path: PathBuf = data_dir.join("admin.token");
-    std::fs::read_to_string(path).map(|t| t.trim().to_owned()).map_err(|_| ClientError::NoToken)
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|_| ClientError::NoToken)
 }
 
 impl Client {
@@ -42,33 +44,61 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { base: server.trim_end_matches('/').to_owned(), token, http }
+        Self {
+            base: server.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        }
     }
 
     fn env_url(&self, env: &EnvKey, rest: &str) -> String {
-        format!("{}/api/v1/apps/{}/environments/{}/{rest}", self.base, env.app, env.env)
+        format!(
+            "{}/api/v1/apps/{}/environments/{}/{rest}",
+            self.base, env.app, env.env
+        )
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = request
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| ClientError::Decode(e.to_string()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
         if !status.is_success() {
             let message = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(ClientError::Refused { status: status.as_u16(), message });
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            });
         }
         serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
-    pub async fn upload(&self, env: &EnvKey, tarball: Vec<u8>, commit: Option<&str>) -> Result<Operation, ClientError> {
-        let mut request = self.http.post(self.env_url(env, "uploads")).header("content-type", "application/gzip").body(tarball);
+    pub async fn upload(
+        &self,
+        env: &EnvKey,
+        tarball: Vec<u8>,
+        commit: Option<&str>,
+    ) -> Result<Operation, ClientError> {
+        let mut request = self
+            .http
+            .post(self.env_url(env, "uploads"))
+            .header("content-type", "application/gzip")
+            .body(tarball);
         if let Some(commit) = commit {
             request = request.query(&[("commit", commit)]);
         }
@@ -77,24 +107,41 @@ impl Client {
     }
 
     pub async fn operation(&self, env: &EnvKey, body: Value) -> Result<Operation, ClientError> {
-        self.send(self.http.post(self.env_url(env, "operations")).json(&body)).await
+        self.send(self.http.post(self.env_url(env, "operations")).json(&body))
+            .await
     }
 
     pub async fn get_operation(&self, id: i64) -> Result<Value, ClientError> {
-        self.send(self.http.get(format!("{}/api/v1/operations/{id}", self.base))).await
+        self.send(
+            self.http
+                .get(format!("{}/api/v1/operations/{id}", self.base)),
+        )
+        .await
     }
 
     pub async fn cancel(&self, id: i64) -> Result<Value, ClientError> {
-        self.send(self.http.post(format!("{}/api/v1/operations/{id}/cancel", self.base))).await
+        self.send(
+            self.http
+                .post(format!("{}/api/v1/operations/{id}/cancel", self.base)),
+        )
+        .await
     }
 
     pub async fn log_page(&self, id: i64, after: i64, wait: bool) -> Result<Value, ClientError> {
         let url = format!("{}/api/v1/operations/{id}/log", self.base);
-        let request = self.http.get(url).query(&[("after", after.to_string()), ("wait", wait.to_string())]).timeout(Duration::from_secs(60));
+        let request = self
+            .http
+            .get(url)
+            .query(&[("after", after.to_string()), ("wait", wait.to_string())])
+            .timeout(Duration::from_secs(60));
         self.send(request).await
     }
 
-    pub async fn operations(&self, app: Option<&str>, env: Option<&str>) -> Result<Vec<Operation>, ClientError> {
+    pub async fn operations(
+        &self,
+        app: Option<&str>,
+        env: Option<&str>,
+    ) -> Result<Vec<Operation>, ClientError> {
         let mut query = Vec::new();
         if let Some(app) = app {
             query.push(("app", app));
@@ -102,11 +149,17 @@ impl Client {
         if let Some(env) = env {
             query.push(("env", env));
         }
-        self.send(self.http.get(format!("{}/api/v1/operations", self.base)).query(&query)).await
+        self.send(
+            self.http
+                .get(format!("{}/api/v1/operations", self.base))
+                .query(&query),
+        )
+        .await
     }
 
     pub async fn releases(&self, env: &EnvKey) -> Result<Value, ClientError> {
-        self.send(self.http.get(self.env_url(env, "releases"))).await
+        self.send(self.http.get(self.env_url(env, "releases")))
+            .await
     }
 
     pub async fn variables(&self, env: &EnvKey, reveal: bool) -> Result<Value, ClientError> {
@@ -116,6 +169,7 @@ impl Client {
     }
 
     pub async fn change_variables(&self, env: &EnvKey, body: Value) -> Result<Value, ClientError> {
-        self.send(self.http.patch(self.env_url(env, "config")).json(&body)).await
+        self.send(self.http.patch(self.env_url(env, "config")).json(&body))
+            .await
     }
 }

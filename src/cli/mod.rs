@@ -17,7 +17,12 @@ use crate::server::RuntimeKind;
 pub use client::{Client, ClientError};
 
 #[derive(Parser, Debug)]
-#[command(name = "slipway", version, about = "A self-hosted deploy orchestrator", propagate_version = true)]
+#[command(
+    name = "slipway",
+    version,
+    about = "A self-hosted deploy orchestrator",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -290,15 +295,34 @@ impl ServerArgs {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Up { dir, env, app, server } => up::run(&dir, &env, app, &server).await,
+        Command::Up {
+            dir,
+            env,
+            app,
+            server,
+        } => up::run(&dir, &env, app, &server).await,
         Command::Serve { server } => commands::serve(&server).await,
         Command::Validate { file } => Ok(commands::validate(file.as_deref())),
-        Command::Deploy { dir, git, reference, image, target, client } => {
-            commands::deploy(dir, git, reference, image, &target, &client).await
+        Command::Deploy {
+            dir,
+            git,
+            reference,
+            image,
+            target,
+            client,
+        } => commands::deploy(dir, git, reference, image, &target, &client).await,
+        Command::Redeploy { target, client } => {
+            commands::simple_operation("redeploy", serde_json::Value::Null, &target, &client).await
         }
-        Command::Redeploy { target, client } => commands::simple_operation("redeploy", serde_json::Value::Null, &target, &client).await,
-        Command::Restart { target, client } => commands::simple_operation("restart", serde_json::Value::Null, &target, &client).await,
-        Command::Scale { counts, size, target, client } => match commands::scale_args(&counts, size) {
+        Command::Restart { target, client } => {
+            commands::simple_operation("restart", serde_json::Value::Null, &target, &client).await
+        }
+        Command::Scale {
+            counts,
+            size,
+            target,
+            client,
+        } => match commands::scale_args(&counts, size) {
             Ok(args) => commands::simple_operation("scale", args, &target, &client).await,
             Err(message) => {
                 eprintln!("{message}");
@@ -306,13 +330,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Rollback { to, target, client } => {
-            let args = to.map_or(serde_json::Value::Null, |to| serde_json::json!({ "to": to }));
+            let args = to.map_or(
+                serde_json::Value::Null,
+                |to| serde_json::json!({ "to": to }),
+            );
             commands::simple_operation("rollback", args, &target, &client).await
         }
         Command::Cancel { operation, client } => commands::cancel(operation, &client).await,
         Command::Ops { app, env, client } => commands::ops(app, env, &client).await,
         Command::Releases { target, client } => commands::releases(&target, &client).await,
-        Command::Logs { operation, follow, client } => commands::logs(operation, follow, &client).await,
+        Command::Logs {
+            operation,
+            follow,
+            client,
+        } => commands::logs(operation, follow, &client).await,
         Command::Config { action } => commands::config(action).await,
         Command::Tokens { action } => access::tokens(action).await,
         Command::Activity { app, env, since, until, format, client } => {
