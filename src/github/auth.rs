@@ -16,6 +16,8 @@ use crate::github::jwt::AppKey;
 const EXPIRY_MARGIN_SECS: i64 = 5 * 60;
 
 /// The credentials of the GitHub integration. `Debug` shows no secret.
+// One value per server: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Credentials {
     Token(String),
     App {

@@ -50,11 +50,11 @@ pub fn targets(trigger: &Trigger, config: &AppConfig) -> Targets {
                 }
             }
         }
-        Trigger::Deployment { environment, .. } => {
-            // Only environments the app names: a `github-pages` deployment is not Slipway's.
-            if config.environments.contains_key(environment) {
-                targets.deploy.push(environment.clone());
-            }
+        // Only environments the app names: a `github-pages` deployment is not Slipway's.
+        Trigger::Deployment { environment, .. }
+            if config.environments.contains_key(environment) =>
+        {
+            targets.deploy.push(environment.clone());
         }
         _ => {}
     }
