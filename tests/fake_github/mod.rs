@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod harness;
 mod schema;
 
 use std::net::SocketAddr;

@@ -1,0 +1,121 @@
+//! GitHub in the loop across restarts and for pull requests: what the outbox holds when
+//! the server is killed is sent by the next server, and a pull request's head commit
+//! gets a `slipway/validate` check run with annotations on the offending lines.
+
+mod common;
+mod fake_github;
+
+use std::time::Duration;
+
+use common::{wait_until, App, Workspace};
+use fake_github::harness::*;
+use fake_github::{FakeGitHub, Outage};
+use serde_json::json;
+
+#[test]
+fn statuses_queued_while_github_was_down_are_sent_by_the_next_server() {
+    let ws = Workspace::new();
+    let sha = repository(&ws, &App::new("shop", "v1"));
+    let down = FakeGitHub::start_failing(usize::MAX, Outage::ServerError);
+    let server = serve(&ws, &down);
+    assert_eq!(
+        deliver(
+            &server,
+            "push",
+            "delivery-restart",
+            &push_payload(&sha),
+            "application/json"
+        )
+        .0,
+        202
+    );
+    wait_until(
+        Duration::from_secs(120),
+        "the deploy ends while GitHub is down",
+        || {
+            operations(&server)
+                .first()
+                .is_some_and(|op| op["state"] == "succeeded")
+        },
+    );
+    assert!(!down.requests().is_empty() && down.accepted().is_empty());
+    drop(server); // SIGKILL: the outbox is all that remembers what GitHub was not told.
+
+    let up = FakeGitHub::start();
+    let _server = serve(&ws, &up);
+    let got = wait_for_report(&up, "success");
+    assert_eq!(states(&of(&got, STATUS)), ["pending", "pending", "success"]);
+    assert_eq!(
+        of(&got, UPDATE_CHECK)
+            .last()
+            .map(|r| r.body["conclusion"].clone()),
+        Some(json!("success"))
+    );
+    assert_eq!(up.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_pull_request_with_a_broken_config_gets_a_failing_validate_check_with_annotations() {
+    let ws = Workspace::new();
+    repository(&ws, &App::new("shop", "v1"));
+    let work = ws.path("work/shop");
+    let broken = std::fs::read_to_string(work.join("slipway.yml"))
+        .expect("yml")
+        .replace("    instances: 1\n", "    instances: 1\n    colour: blue\n");
+    let colour_line = broken
+        .lines()
+        .position(|l| l.contains("colour:"))
+        .expect("the typo")
+        + 1;
+    std::fs::write(work.join("slipway.yml"), broken).expect("write");
+    let head = common::app::git_commit_all(&work, "a typo");
+    git_push(&ws, "HEAD:refs/heads/changes");
+    let fake = FakeGitHub::start();
+    let server = serve(&ws, &fake);
+
+    let file = format!(
+        "{}/../shared/fixtures/github-webhooks/pull_request/opened.payload.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut payload: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("fixture")).expect("json");
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    payload["repository"]["full_name"] = json!(REPO);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!(REPO);
+    payload["installation"] = serde_json::Value::Null;
+    assert_eq!(
+        deliver(
+            &server,
+            "pull_request",
+            "pr-1",
+            payload.to_string().as_bytes(),
+            "application/json"
+        )
+        .0,
+        202
+    );
+
+    wait_until(
+        Duration::from_secs(60),
+        "the validate check run is posted",
+        || !of(&fake.accepted(), CREATE_CHECK).is_empty(),
+    );
+    let check = &of(&fake.accepted(), CREATE_CHECK)[0];
+    assert_eq!(check.body["name"], "slipway/validate");
+    assert_eq!(check.body["head_sha"], head.as_str());
+    assert_eq!(check.body["conclusion"], "failure");
+    let annotation = &check.body["output"]["annotations"][0];
+    assert_eq!(annotation["path"], "slipway.yml");
+    assert_eq!(
+        annotation["start_line"], colour_line,
+        "the line of `colour:`: {annotation}"
+    );
+    assert!(annotation["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("colour")));
+    assert!(
+        operations(&server).is_empty(),
+        "nothing deploys a broken configuration"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
