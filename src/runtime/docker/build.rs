@@ -42,13 +42,15 @@ pub async fn existing(docker: &Docker, key: &str) -> EffectResult<Option<Artifac
         .find(|t| t.ends_with(&format!(":{key}")))
         .cloned()
         .unwrap_or_default();
-    Ok(Some(artifact_of(
-        &image.id,
-        &image.labels,
-        &image.repo_digests,
-        &tag,
-        key,
-    )))
+    // A listing filtered by reference shows only the matching names: the digests the
+    // image was pulled as are in its full record.
+    let full = docker
+        .inspect_image(&image.id)
+        .await
+        .map_err(|e| failed(&format!("could not look at the image {tag}"), &e))?;
+    let labels = full.config.and_then(|c| c.labels).unwrap_or_default();
+    let digests = full.repo_digests.unwrap_or_default();
+    Ok(Some(artifact_of(&image.id, &labels, &digests, &tag, key)))
 }
 
 /// An image Slipway built is named by its tag and identified by its id; a pulled one is
