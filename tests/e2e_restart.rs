@@ -159,3 +159,60 @@ fn a_deploy_killed_before_its_switch_is_rolled_back_after_the_restart() {
         .collect();
     assert_eq!(current, ["v1"]);
 }
+
+#[test]
+fn a_hook_running_when_the_server_is_killed_does_not_outlive_the_restart() {
+    let ws = Workspace::new();
+    let server = ws.serve();
+    let dir = ws.path("keep");
+    App::new("keep", "one").write(&dir);
+    ws.cli(&server, &["deploy", dir.to_str().unwrap(), "--env", "prod"])
+        .ok();
+
+    // A before_release (a migration, say) that runs until it is killed, and writes its
+    // own pid where the test can see it.
+    let pid_file = ws.path("hook.pid");
+    let forever = format!(
+        "echo $$ > '{p}'; while true; do sleep 0.05; done",
+        p = pid_file.display()
+    );
+    App::new("keep", "two")
+        .hook("before_release", yaml_str(&forever))
+        .write(&dir);
+    let op = ws
+        .cli(
+            &server,
+            &[
+                "deploy",
+                dir.to_str().unwrap(),
+                "--env",
+                "prod",
+                "--no-wait",
+            ],
+        )
+        .ok();
+    let op: i64 = op.stdout.trim().parse().unwrap();
+    wait_until(Duration::from_secs(30), "the hook writes its pid", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let hook_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    server.kill();
+    assert!(
+        procs::alive(hook_pid),
+        "the hook survives its server's SIGKILL"
+    );
+    let server = ws.serve();
+    wait_until(
+        Duration::from_secs(10),
+        "the orphaned hook is killed",
+        || !procs::alive(hook_pid),
+    );
+    let ops = operations(&ws, &server, "keep", "prod");
+    assert_eq!(state_of(&ops[1]), "rolled_back", "operation {op}: {ops:?}");
+    assert_eq!(server.app_json(HOST).unwrap()["version"], "one");
+}

@@ -52,6 +52,12 @@ impl Pipeline {
             store.set_operation_state(op.id, state, Some(&why)).await?;
             self.fx.reporter.operation_changed(op.id).await;
         }
+        // A hook that was running when the server was killed, or an instance started but
+        // not yet recorded, must not go on unseen.
+        let known = store.instances(None).await?;
+        for reaped in self.fx.runtime.reap_unknown(&known).await {
+            tracing::warn!(%reaped, "stopped a process left by the previous server");
+        }
         self.restore_routes().await
     }
 

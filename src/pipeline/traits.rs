@@ -244,6 +244,13 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<(), String>;
     /// Deletes an artifact that no release needs any more.
     async fn prune(&self, artifact: &Artifact) -> EffectResult<()>;
+    /// After a restart: stops whatever runs from this runtime's artifacts or builds that
+    /// is not one of `known` (a hook or an unrecorded instance of a server that was
+    /// killed). Returns a description of each thing stopped.
+    async fn reap_unknown(&self, known: &[InstanceRecord]) -> Vec<String> {
+        let _ = known;
+        Vec::new()
+    }
 }
 
 /// A backend of a route.

@@ -61,8 +61,8 @@ pub enum ServerError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}; is another server running there? choose another with {flag}")]
     Bind { addr: SocketAddr, what: &'static str, flag: &'static str, source: std::io::Error },
-    #[error("the docker runtime is not available in this build yet; use --runtime local")]
-    DockerUnavailable,
+    #[error(transparent)]
+    Docker(#[from] crate::runtime::docker::DockerSetupError),
     #[error("recovering interrupted operations failed: {0}")]
     Recovery(String),
     #[error("{0}")]
@@ -112,9 +112,6 @@ impl RunningServer {
 /// starts serving. Every port is bound before anything is served, so a taken port fails
 /// the start cleanly.
 pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError> {
-    if options.runtime == RuntimeKind::Docker {
-        return Err(ServerError::DockerUnavailable);
-    }
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
@@ -148,10 +145,15 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         ..options.github.clone()
     };
     let github = crate::github::GitHub::new(github_options, &data_dir, pool, store.clone(), Arc::new(router.clone()))?;
-    let local_sources: Arc<dyn crate::pipeline::traits::Sources> = Arc::new(LocalSources::new(data_dir.clone(), options.github_token.clone()));
+    let local = LocalSources::new(data_dir.clone(), options.github_token.clone());
+    let (runtime, local_sources): (Arc<dyn crate::pipeline::traits::Runtime>, Arc<dyn crate::pipeline::traits::Sources>) =
+        match options.runtime {
+            RuntimeKind::Docker => crate::runtime::docker::runtime_and_sources(&data_dir, local).await?,
+            RuntimeKind::Local => (Arc::new(LocalRuntime::new(data_dir.clone())), Arc::new(local)),
+        };
     let fx = Effects {
         store: store.clone(),
-        runtime: Arc::new(LocalRuntime::new(data_dir.clone())),
+        runtime,
         traffic: Arc::new(router.clone()),
         sources: match &github {
             Some(github) => Arc::new(crate::github::sources::GitHubSources { inner: local_sources, shared: github.shared.clone(), data_dir: data_dir.clone() }),

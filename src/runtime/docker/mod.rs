@@ -38,6 +38,26 @@ pub use build::IMAGE_MARKER;
 pub use engine::EngineUnreachable;
 pub use sources::DockerSources;
 
+/// Why `--runtime docker` cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerSetupError {
+    #[error(transparent)]
+    Engine(#[from] EngineUnreachable),
+    #[error("the docker runtime cannot ask registries: {0}")]
+    Registry(#[from] crate::source::image::ImageError),
+}
+
+/// The runtime and the image-aware sources of `--runtime docker`: what the server hands
+/// the pipeline. Fails when the engine does not answer, before any port is bound.
+pub async fn runtime_and_sources(
+    data_dir: &std::path::Path,
+    local: crate::source::LocalSources,
+) -> Result<(Arc<dyn Runtime>, Arc<dyn crate::pipeline::traits::Sources>), DockerSetupError> {
+    let runtime = DockerRuntime::connect().await?;
+    let sources = DockerSources::new(local, &runtime, data_dir)?;
+    Ok((Arc::new(runtime), Arc::new(sources)))
+}
+
 /// How often a command check looks whether its command ended.
 const EXEC_POLL: Duration = Duration::from_millis(50);
 

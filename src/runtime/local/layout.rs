@@ -39,6 +39,10 @@ impl Layout {
         Ok(self.artifacts_dir().join(component("artifact key", key)?))
     }
 
+    pub(crate) fn builds_dir(&self) -> PathBuf {
+        self.data_dir.join("builds")
+    }
+
     /// A fresh directory name for a build of `key`; two builds never share one.
     pub(crate) fn new_build_dir(&self, key: &str) -> EffectResult<PathBuf> {
         let suffix: u64 = rand::random();

@@ -11,6 +11,7 @@ mod instances;
 mod layout;
 mod output;
 mod process;
+mod reap;
 #[cfg(test)]
 mod tests;
 
@@ -177,6 +178,22 @@ impl Runtime for LocalRuntime {
 
     async fn prune(&self, artifact: &Artifact) -> EffectResult<()> {
         build::prune(&self.layout, artifact_dir(artifact)?).await
+    }
+
+    async fn reap_unknown(&self, known: &[InstanceRecord]) -> Vec<String> {
+        let known: std::collections::BTreeSet<i32> =
+            known.iter().filter_map(|i| i.handle.parse().ok()).collect();
+        let (artifacts, builds) = (self.layout.artifacts_dir(), self.layout.builds_dir());
+        let groups =
+            tokio::task::spawn_blocking(move || reap::groups_under(&[&artifacts, &builds]))
+                .await
+                .unwrap_or_default();
+        let unknown: std::collections::BTreeSet<i32> = groups.difference(&known).copied().collect();
+        reap::kill_groups(&unknown);
+        unknown
+            .iter()
+            .map(|pgid| format!("process group {pgid}"))
+            .collect()
     }
 }
 
