@@ -223,7 +223,7 @@ pub struct ClientArgs {
 }
 
 /// Server flags; each is also a `SLIPWAY_<FLAG>` variable.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct ServerArgs {
     /// The SQLite database, artifacts, build cache and logs.
     #[arg(long = "data", env = "SLIPWAY_DATA", default_value = "./.slipway")]
@@ -267,6 +267,19 @@ pub struct ServerArgs {
     /// owner/name globs of the repositories that may deploy (default: all).
     #[arg(long, env = "SLIPWAY_GITHUB_REPOS", value_name = "GLOB", num_args = 1.., value_delimiter = ',')]
     pub github_repos: Vec<String>,
+}
+
+/// Written by hand so that the token and the webhook secret never reach a log.
+impl std::fmt::Debug for ServerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerArgs")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("router", &self.router)
+            .field("runtime", &self.runtime)
+            .field("options", &self.options())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerArgs {

@@ -40,7 +40,7 @@ pub enum RuntimeKind {
 }
 
 /// What `slipway serve` is configured with (flags, or `SLIPWAY_*` variables).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
@@ -53,14 +53,37 @@ pub struct ServerOptions {
     pub github: crate::github::GitHubOptions,
 }
 
+/// Written by hand so that the GitHub token never reaches a log.
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("router", &self.router)
+            .field("runtime", &self.runtime)
+            .field("public_url", &self.public_url)
+            .field("github_token", &self.github_token.as_ref().map(|_| "****"))
+            .field("github", &self.github)
+            .finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot use the data directory {path}: {source}; check --data")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr} ({what}): {source}; is another server running there? choose another with {flag}")]
-    Bind { addr: SocketAddr, what: &'static str, flag: &'static str, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        flag: &'static str,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Docker(#[from] crate::runtime::docker::DockerSetupError),
     #[error("recovering interrupted operations failed: {0}")]
@@ -113,38 +136,75 @@ impl RunningServer {
 /// the start cleanly.
 pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError> {
     let data_dir = options.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
     let data_dir = data_dir
         .canonicalize()
-        .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
-    let admin_token = auth::load_or_create_admin_token(&data_dir)
-        .map_err(|source| ServerError::DataDir { path: data_dir.display().to_string(), source })?;
+        .map_err(|source| ServerError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+    let admin_token =
+        auth::load_or_create_admin_token(&data_dir).map_err(|source| ServerError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
 
-    let api_listener = TcpListener::bind(options.listen).await.map_err(|source| ServerError::Bind {
-        addr: options.listen,
-        what: "API",
-        flag: "--listen",
-        source,
-    })?;
-    let router_listener = TcpListener::bind(options.router).await.map_err(|source| ServerError::Bind {
-        addr: options.router,
-        what: "router",
-        flag: "--router",
-        source,
-    })?;
-    let api_addr = api_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.listen, what: "API", flag: "--listen", source })?;
-    let router_addr = router_listener.local_addr().map_err(|source| ServerError::Bind { addr: options.router, what: "router", flag: "--router", source })?;
+    let api_listener =
+        TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: options.listen,
+                what: "API",
+                flag: "--listen",
+                source,
+            })?;
+    let router_listener =
+        TcpListener::bind(options.router)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: options.router,
+                what: "router",
+                flag: "--router",
+                source,
+            })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            addr: options.listen,
+            what: "API",
+            flag: "--listen",
+            source,
+        })?;
+    let router_addr = router_listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            addr: options.router,
+            what: "router",
+            flag: "--router",
+            source,
+        })?;
 
     let sqlite = Arc::new(SqliteStore::open(&data_dir).await?);
     let pool = sqlite.pool().clone();
     let store: Arc<dyn Store> = sqlite.clone();
     let router = Router::new(router_addr, RouterOptions::default());
     let github_options = crate::github::GitHubOptions {
-        public_url: options.public_url.clone().unwrap_or_else(|| format!("http://{api_addr}")),
+        public_url: options
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{api_addr}")),
         ..options.github.clone()
     };
-    let github = crate::github::GitHub::new(github_options, &data_dir, pool, store.clone(), Arc::new(router.clone()))?;
+    let github = crate::github::GitHub::new(
+        github_options,
+        &data_dir,
+        pool,
+        store.clone(),
+        Arc::new(router.clone()),
+    )?;
     let local = LocalSources::new(data_dir.clone(), options.github_token.clone());
     let (runtime, local_sources): (Arc<dyn crate::pipeline::traits::Runtime>, Arc<dyn crate::pipeline::traits::Sources>) =
         match options.runtime {
@@ -156,7 +216,11 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         runtime,
         traffic: Arc::new(router.clone()),
         sources: match &github {
-            Some(github) => Arc::new(crate::github::sources::GitHubSources { inner: local_sources, shared: github.shared.clone(), data_dir: data_dir.clone() }),
+            Some(github) => Arc::new(crate::github::sources::GitHubSources {
+                inner: local_sources,
+                shared: github.shared.clone(),
+                data_dir: data_dir.clone(),
+            }),
             None => local_sources,
         },
         clock: Arc::new(SystemClock),
@@ -166,14 +230,30 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         },
     };
     let pipeline = Pipeline::new(fx, LogBus::default());
-    pipeline.recover().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
+    pipeline
+        .recover()
+        .await
+        .map_err(|e| ServerError::Recovery(e.to_string()))?;
 
-    let state = AppState { pipeline: pipeline.clone(), store, sqlite: sqlite.clone(), router: router.clone(), admin_hash: auth::hash_token(&admin_token), data_dir: data_dir.clone() };
+    let state = AppState {
+        pipeline: pipeline.clone(),
+        store,
+        sqlite: sqlite.clone(),
+        router: router.clone(),
+        admin_hash: auth::hash_token(&admin_token),
+        data_dir: data_dir.clone(),
+    };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let router_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        if let Err(error) = router.serve(router_listener, async move { router_shutdown.cancelled().await }).await {
+        if let Err(error) = router
+            .serve(
+                router_listener,
+                async move { router_shutdown.cancelled().await },
+            )
+            .await
+        {
             tracing::error!(%error, "the router stopped");
         }
     });
@@ -185,7 +265,8 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     };
     let api_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let serve = axum::serve(api_listener, app).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
+        let serve = axum::serve(api_listener, app)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
         if let Err(error) = serve.await {
             tracing::error!(%error, "the API server stopped");
         }
@@ -193,9 +274,19 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     if let Some(github) = &github {
         github.spawn(pipeline.clone(), &tasks, shutdown.clone());
     }
-    pipeline.start_queued().await.map_err(|e| ServerError::Recovery(e.to_string()))?;
+    pipeline
+        .start_queued()
+        .await
+        .map_err(|e| ServerError::Recovery(e.to_string()))?;
     tracing::info!(api = %api_addr, router = %router_addr, data = %data_dir.display(), "slipway is serving");
-    Ok(RunningServer { api_addr, router_addr, admin_token_path: data_dir.join("admin.token"), state, shutdown, tasks })
+    Ok(RunningServer {
+        api_addr,
+        router_addr,
+        admin_token_path: data_dir.join("admin.token"),
+        state,
+        shutdown,
+        tasks,
+    })
 }
 
 /// `GET /healthz`.
@@ -211,6 +302,8 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .merge(api_routes)
-        .layer(axum::extract::DefaultBodyLimit::max(crate::source::upload::MAX_UPLOAD_BYTES as usize))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::source::upload::MAX_UPLOAD_BYTES as usize,
+        ))
         .with_state(state)
 }
