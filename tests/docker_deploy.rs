@@ -332,3 +332,44 @@ async fn no_request_fails_while_containers_are_deployed() {
     );
     stack.stop().await;
 }
+
+#[test]
+fn the_server_refuses_to_start_when_docker_host_names_no_engine() {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "serve",
+            "--runtime",
+            "docker",
+            "--listen",
+            "127.0.0.1:0",
+            "--router",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("slipway starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("wait for slipway") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = server.kill();
+            panic!("slipway serve --runtime docker kept running without an engine");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("cannot reach the Docker Engine at unix:///nonexistent/docker.sock"),
+        "{stderr}"
+    );
+}
