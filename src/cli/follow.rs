@@ -15,17 +15,31 @@ pub async fn follow(
     follow: bool,
     quiet: bool,
 ) -> Result<OperationState, ClientError> {
+    follow_lines(client, id, follow, |at, text| {
+        if !quiet {
+            println!("{} {text}", clock_time(at));
+        }
+    })
+    .await
+}
+
+/// Like `follow`, handing each line (unix milliseconds, text) to `on_line` instead of
+/// printing it: the GitHub Action prints the same log its own way.
+pub(crate) async fn follow_lines(
+    client: &Client,
+    id: i64,
+    follow: bool,
+    mut on_line: impl FnMut(i64, &str),
+) -> Result<OperationState, ClientError> {
     let mut after = 0i64;
     loop {
         let page = client.log_page(id, after, follow).await?;
         if let Some(lines) = page.get("lines").and_then(Value::as_array) {
             for line in lines {
                 after = line.get("seq").and_then(Value::as_i64).unwrap_or(after);
-                if !quiet {
-                    let at = line.get("at").and_then(Value::as_i64).unwrap_or(0);
-                    let text = line.get("text").and_then(Value::as_str).unwrap_or_default();
-                    println!("{} {text}", clock_time(at));
-                }
+                let at = line.get("at").and_then(Value::as_i64).unwrap_or(0);
+                let text = line.get("text").and_then(Value::as_str).unwrap_or_default();
+                on_line(at, text);
             }
         }
         let state = page
