@@ -164,12 +164,25 @@ impl Client {
 
     pub async fn variables(&self, env: &EnvKey, reveal: bool) -> Result<Value, ClientError> {
         let request = self.http.get(self.env_url(env, "config"));
-        let request = if reveal { request.query(&[("reveal", "true")]) } else { request };
+        let request = if reveal {
+            request.query(&[("reveal", "true")])
+        } else {
+            request
+        };
         self.send(request).await
     }
 
     pub async fn change_variables(&self, env: &EnvKey, body: Value) -> Result<Value, ClientError> {
         self.send(self.http.patch(self.env_url(env, "config")).json(&body))
             .await
+    }
+
+    pub async fn maintenance(&self, env: &EnvKey, on: bool) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .put(self.env_url(env, "maintenance"))
+                .json(&serde_json::json!({ "on": on })),
+        )
+        .await
     }
 }

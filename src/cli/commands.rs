@@ -253,6 +253,25 @@ pub fn scale_args(counts: &[String], size: Option<u32>) -> Result<Value, String>
     Ok(args)
 }
 
+/// `slipway maintenance on|off`.
+pub async fn maintenance(on: bool, target: &Target, args: &ClientArgs) -> anyhow::Result<i32> {
+    let client = client(args)?;
+    let app = match resolve_app(target.app.as_deref(), Path::new(".")) {
+        Ok(app) => app,
+        Err(code) => return Ok(code),
+    };
+    let env = EnvKey::new(app, target.env.clone());
+    let answer = client.maintenance(&env, on).await?;
+    if args.json {
+        println!("{answer}");
+    } else if on {
+        println!("{env} is in maintenance: requests are held (up to 30s each, then 503) until `slipway maintenance off`");
+    } else {
+        println!("{env} is serving again");
+    }
+    Ok(0)
+}
+
 pub async fn cancel(id: i64, args: &ClientArgs) -> anyhow::Result<i32> {
     let client = client(args)?;
     client.cancel(id).await?;

@@ -101,6 +101,15 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Hold an environment's requests at the router (`on`) or release them (`off`).
+    Maintenance {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Cancel an operation: a queued one at once, a running one rolls back.
     Cancel {
         operation: i64,
@@ -349,6 +358,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             commands::simple_operation("rollback", args, &target, &client).await
         }
+        Command::Maintenance {
+            state,
+            target,
+            client,
+        } => commands::maintenance(state == "on", &target, &client).await,
         Command::Cancel { operation, client } => commands::cancel(operation, &client).await,
         Command::Ops { app, env, client } => commands::ops(app, env, &client).await,
         Command::Releases { target, client } => commands::releases(&target, &client).await,
@@ -359,8 +373,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => commands::logs(operation, follow, &client).await,
         Command::Config { action } => commands::config(action).await,
         Command::Tokens { action } => access::tokens(action).await,
-        Command::Activity { app, env, since, until, format, client } => {
-            access::activity(app, env, since, until, &format, &client).await
-        }
+        Command::Activity {
+            app,
+            env,
+            since,
+            until,
+            format,
+            client,
+        } => access::activity(app, env, since, until, &format, &client).await,
     }
 }

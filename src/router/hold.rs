@@ -8,13 +8,27 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// The hold switch of one environment; shared by every routing table built for it.
+/// The hold switch of one environment; shared by every routing table built for it. Two
+/// holds can be on at once and are lifted separately: a `deploy` hook's, and an
+/// operator's maintenance — a deploy that ends must not lift a maintenance.
 #[derive(Debug)]
 pub(crate) struct HoldGate {
-    /// A copy of "is `state` Some?", read on every request without touching the watch's lock.
+    /// A copy of "is any hold on?", read on every request without touching the watch's lock.
     held: AtomicBool,
-    /// `Some(longest wait)` while held.
-    state: watch::Sender<Option<Duration>>,
+    state: watch::Sender<Holds>,
+}
+
+/// The holds that are on, each with the longest a request may wait under it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Holds {
+    pub deploy: Option<Duration>,
+    pub maintenance: Option<Duration>,
+}
+
+impl Holds {
+    fn any(&self) -> bool {
+        self.deploy.is_some() || self.maintenance.is_some()
+    }
 }
 
 /// How a held request's wait ended.
@@ -22,27 +36,46 @@ pub(crate) struct HoldGate {
 pub(crate) enum HoldOutcome {
     Released,
     /// The hold outlasted the wait the request was allowed.
-    TimedOut(Duration),
+    TimedOut {
+        waited: Duration,
+        maintenance: bool,
+    },
 }
 
 impl Default for HoldGate {
     fn default() -> Self {
         Self {
             held: AtomicBool::new(false),
-            state: watch::Sender::new(None),
+            state: watch::Sender::new(Holds::default()),
         }
     }
 }
 
 impl HoldGate {
+    /// Holds requests for a `deploy` hook.
     pub(crate) fn hold(&self, longest_wait: Duration) {
-        self.state.send_replace(Some(longest_wait));
-        self.held.store(true, Ordering::Release);
+        self.change(|holds| holds.deploy = Some(longest_wait));
     }
 
+    /// Lifts the `deploy` hook's hold (a maintenance stays on).
     pub(crate) fn release(&self) {
-        self.held.store(false, Ordering::Release);
-        self.state.send_replace(None);
+        self.change(|holds| holds.deploy = None);
+    }
+
+    /// Turns maintenance on or off.
+    pub(crate) fn maintenance(&self, longest_wait: Option<Duration>) {
+        self.change(|holds| holds.maintenance = longest_wait);
+    }
+
+    pub(crate) fn in_maintenance(&self) -> bool {
+        self.state.borrow().maintenance.is_some()
+    }
+
+    fn change(&self, change: impl FnOnce(&mut Holds)) {
+        self.state.send_modify(|holds| {
+            change(holds);
+            self.held.store(holds.any(), Ordering::Release);
+        });
     }
 
     /// The hot-path check: one atomic load.
@@ -50,22 +83,25 @@ impl HoldGate {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Waits for the hold to be released, at most its duration.
+    /// Waits for every hold to be lifted, at most the longest wait of those on.
     pub(crate) async fn wait(&self) -> HoldOutcome {
         let mut receiver = self.state.subscribe();
-        let longest_wait = match *receiver.borrow_and_update() {
-            Some(longest_wait) => longest_wait,
-            None => return HoldOutcome::Released,
+        let holds = *receiver.borrow_and_update();
+        let Some(longest_wait) = holds.deploy.max(holds.maintenance) else {
+            return HoldOutcome::Released;
         };
-        let released = tokio::time::timeout(longest_wait, receiver.wait_for(Option::is_none))
+        let released = tokio::time::timeout(longest_wait, receiver.wait_for(|h| !h.any()))
             .await
-            .map(|_| ())
             .is_ok();
         // A closed channel cannot happen while `self` lives; it would count as released.
         if released {
             HoldOutcome::Released
         } else {
-            HoldOutcome::TimedOut(longest_wait)
+            let maintenance = self.in_maintenance();
+            HoldOutcome::TimedOut {
+                waited: longest_wait,
+                maintenance,
+            }
         }
     }
 }
@@ -96,8 +132,29 @@ mod tests {
         gate.hold(Duration::from_millis(50));
         assert_eq!(
             gate.wait().await,
-            HoldOutcome::TimedOut(Duration::from_millis(50))
+            HoldOutcome::TimedOut {
+                waited: Duration::from_millis(50),
+                maintenance: false
+            }
         );
+    }
+
+    #[tokio::test]
+    async fn a_deploy_ending_does_not_lift_a_maintenance() {
+        let gate = HoldGate::default();
+        gate.maintenance(Some(Duration::from_millis(50)));
+        gate.hold(Duration::from_secs(30));
+        gate.release();
+        assert!(gate.is_held(), "maintenance is still on");
+        assert_eq!(
+            gate.wait().await,
+            HoldOutcome::TimedOut {
+                waited: Duration::from_millis(50),
+                maintenance: true
+            }
+        );
+        gate.maintenance(None);
+        assert!(!gate.is_held());
     }
 
     #[tokio::test]

@@ -173,6 +173,25 @@ impl Inner {
     }
 }
 
+impl Router {
+    /// Maintenance: holds the environment's requests (each waits up to `longest_wait`,
+    /// then gets a 503 saying so) until `maintenance(env, None)`. Independent of the holds
+    /// that deploys take.
+    pub fn maintenance(&self, env: &EnvKey, longest_wait: Option<Duration>) {
+        tracing::info!(%env, on = longest_wait.is_some(), "maintenance");
+        self.inner
+            .update(|environments| environments.hold_gate(env))
+            .maintenance(longest_wait);
+    }
+
+    /// Whether an environment is in maintenance.
+    pub fn in_maintenance(&self, env: &EnvKey) -> bool {
+        self.inner
+            .update(|environments| environments.hold_gate(env))
+            .in_maintenance()
+    }
+}
+
 #[async_trait]
 impl Traffic for Router {
     async fn switch(&self, env: &EnvKey, backends: Vec<Backend>) {

@@ -50,11 +50,21 @@ impl Inner {
                     Some(current) => route = current,
                     None => return unrouted(&request, connection),
                 },
-                HoldOutcome::TimedOut(waited) => {
-                    let body = format!(
-                        "deploy in progress: request held for {}; try again\n",
-                        seconds(waited)
-                    );
+                HoldOutcome::TimedOut {
+                    waited,
+                    maintenance,
+                } => {
+                    let body = if maintenance {
+                        format!(
+                            "down for maintenance: request held for {}; try again later\n",
+                            seconds(waited)
+                        )
+                    } else {
+                        format!(
+                            "deploy in progress: request held for {}; try again\n",
+                            seconds(waited)
+                        )
+                    };
                     return text(StatusCode::SERVICE_UNAVAILABLE, body);
                 }
             }

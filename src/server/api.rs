@@ -42,7 +42,7 @@ impl EnvPath {
     }
 
     /// The environment, once the token is allowed `role` on it.
-    fn authorize(&self, principal: &Principal, role: Role) -> ApiResult<EnvKey> {
+    pub(crate) fn authorize(&self, principal: &Principal, role: Role) -> ApiResult<EnvKey> {
         let env = self.key()?;
         principal.require(&env, role)?;
         Ok(env)

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod error;
+pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;

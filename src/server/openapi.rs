@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::server::{activity, api, catalog, operations, tokens, AppState};
+use crate::server::{activity, api, catalog, maintenance, operations, tokens, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,6 +54,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::create_operation))
         .routes(routes!(api::list_releases))
         .routes(routes!(api::list_variables, api::change_variables))
+        .routes(routes!(maintenance::set_maintenance))
         .routes(routes!(operations::list_operations))
         .routes(routes!(operations::get_operation))
         .routes(routes!(operations::cancel_operation))
