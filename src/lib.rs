@@ -1,5 +1,6 @@
 //! Slipway: a self-hosted deploy orchestrator. See ARCHITECTURE.md for the map.
 
+pub mod action;
 pub mod cli;
 pub mod config;
 pub mod github;

@@ -3,9 +3,9 @@
 
 mod access;
 mod client;
-mod commands;
-mod follow;
-mod up;
+pub(crate) mod commands;
+pub(crate) mod follow;
+pub(crate) mod up;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +30,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The GitHub Action's entry point: reads INPUT_* and GITHUB_* as the Actions runner sets them.
+    Action,
     /// Quick start: serve, and deploy DIR to an environment with the local runtime.
     Up {
         /// The app folder.
@@ -323,6 +325,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             app,
             server,
         } => up::run(&dir, &env, app, &server).await,
+        Command::Action => Ok(crate::action::run().await),
         Command::Serve { server } => commands::serve(&server).await,
         Command::Validate { file } => Ok(commands::validate(file.as_deref())),
         Command::Deploy {

@@ -66,7 +66,7 @@ pub async fn run(
 
 /// Stops every instance of an environment (SIGTERM, then SIGKILL after their grace) and
 /// takes it off the router.
-async fn stop_environment(state: &crate::server::AppState, env: &EnvKey) {
+pub(crate) async fn stop_environment(state: &crate::server::AppState, env: &EnvKey) {
     let fx = &state.pipeline.fx;
     fx.traffic.switch(env, Vec::new()).await;
     let Ok(instances) = fx.store.instances(Some(env)).await else {
