@@ -119,3 +119,90 @@ fn a_pull_request_with_a_broken_config_gets_a_failing_validate_check_with_annota
     );
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+/// The fixture payload of a pull request event, pointed at the test repository.
+fn pull_request_payload(action_file: &str, head: &str) -> serde_json::Value {
+    let file = format!(
+        "{}/../shared/fixtures/github-webhooks/pull_request/{action_file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut payload: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("fixture")).expect("json");
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    payload["repository"]["full_name"] = json!(REPO);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!(REPO);
+    payload["installation"] = serde_json::Value::Null;
+    payload
+}
+
+#[test]
+fn a_pull_request_gets_a_preview_that_its_closing_tears_down() {
+    let ws = Workspace::new();
+    repository(&ws, &App::new("shop", "preview"));
+    let work = ws.path("work/shop");
+    let yml = std::fs::read_to_string(work.join("slipway.yml")).expect("yml")
+        + "  preview: { pull_requests: true }\n";
+    std::fs::write(work.join("slipway.yml"), yml).expect("write");
+    let head = common::app::git_commit_all(&work, "previews");
+    git_push(&ws, "HEAD:refs/heads/changes");
+    let fake = FakeGitHub::start();
+    let server = serve(&ws, &fake);
+
+    // pull_request/opened.payload.json is pull request number 2.
+    let opened = pull_request_payload("opened.payload.json", &head);
+    let body = opened.to_string();
+    assert_eq!(
+        deliver(
+            &server,
+            "pull_request",
+            "pr-open",
+            body.as_bytes(),
+            "application/json"
+        )
+        .0,
+        202
+    );
+    wait_until(
+        Duration::from_secs(90),
+        "the preview pr-2 is deployed",
+        || {
+            operations(&server)
+                .iter()
+                .any(|op| op["env"]["env"] == "pr-2" && op["state"] == "succeeded")
+        },
+    );
+    let app = server
+        .app_json("shop-pr-2.localhost")
+        .expect("the preview answers");
+    assert_eq!(app["version"], "preview");
+    let pid = app["pid"].as_i64().expect("pid") as i32;
+
+    let closed = pull_request_payload("closed.payload.json", &head);
+    let body = closed.to_string();
+    assert_eq!(
+        deliver(
+            &server,
+            "pull_request",
+            "pr-close",
+            body.as_bytes(),
+            "application/json"
+        )
+        .0,
+        202
+    );
+    wait_until(Duration::from_secs(60), "the preview is torn down", || {
+        operations(&server)
+            .iter()
+            .any(|op| op["kind"] == "teardown" && op["state"] == "succeeded")
+    });
+    assert!(
+        server.app_json("shop-pr-2.localhost").is_none(),
+        "the preview no longer answers"
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the preview's instance is gone",
+        || !common::procs::alive(pid),
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

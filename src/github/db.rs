@@ -179,6 +179,23 @@ pub async fn links_of_delivery(pool: &SqlitePool, delivery_id: &str) -> Result<V
     Ok(rows.into_iter().map(link_of).collect())
 }
 
+/// The apps that a repository deployed to an environment (a pull request's preview).
+pub async fn apps_deployed_to(
+    pool: &SqlitePool,
+    repository: &str,
+    env: &str,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT app FROM github_operations WHERE repository = ? COLLATE NOCASE AND env = ? ORDER BY app",
+    )
+    .bind(repository)
+    .bind(env)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
 /// Links whose reporting has not reached the end (phase 3), to catch up after a restart.
 pub async fn unfinished_links(pool: &SqlitePool) -> Result<Vec<i64>> {
     let rows = sqlx::query(

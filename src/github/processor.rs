@@ -80,35 +80,108 @@ impl DeliveryWorker {
         match trigger {
             Trigger::Ping => Ok("ping".into()),
             Trigger::Ignored(why) => Ok(format!("ignored: {why}")),
-            Trigger::Deleted { reference, .. } => Ok(format!("{reference} was deleted: nothing to deploy")),
-            Trigger::PullRequestClosed { number, .. } => {
-                Ok(format!("pull request {number} closed: tearing preview environments down is not supported yet"))
+            Trigger::Deleted { reference, .. } => {
+                Ok(format!("{reference} was deleted: nothing to deploy"))
             }
-            Trigger::BranchPush { ref repo, ref sha, .. } | Trigger::Deployment { ref repo, ref sha, .. } => {
+            Trigger::PullRequestClosed { repo, number } => {
+                self.tear_down_preview(delivery, &repo, number).await
+            }
+            Trigger::BranchPush {
+                ref repo, ref sha, ..
+            }
+            | Trigger::Deployment {
+                ref repo, ref sha, ..
+            } => {
                 let checked = self.checkout(repo, sha).await?;
                 self.deploy(delivery, &trigger, repo, checked).await
             }
-            Trigger::Tag { ref repo, ref tag, ref sha } => {
+            Trigger::Tag {
+                ref repo,
+                ref tag,
+                ref sha,
+            } => {
                 let checked = self.checkout(repo, sha.as_deref().unwrap_or(tag)).await?;
                 self.deploy(delivery, &trigger, repo, checked).await
             }
-            Trigger::PullRequest { ref repo, ref head_sha, from_fork, .. } => {
+            Trigger::PullRequest {
+                ref repo,
+                ref head_sha,
+                from_fork,
+                ..
+            } => {
                 let checked = self.checkout(repo, head_sha).await?;
                 self.validate(repo, &checked, from_fork).await?;
                 self.deploy(delivery, &trigger, repo, checked).await
             }
-            Trigger::Rerun { repo, check_run_id, name, head_sha } => {
+            Trigger::Rerun {
+                repo,
+                check_run_id,
+                name,
+                head_sha,
+            } => {
                 if name == "slipway/validate" {
                     let checked = self.checkout(&repo, &head_sha).await?;
                     self.validate(&repo, &checked, false).await?;
                     return Ok(format!("validated {head_sha} again"));
                 }
-                self.again(delivery, &repo, check_run_id, &head_sha, None).await
+                self.again(delivery, &repo, check_run_id, &head_sha, None)
+                    .await
             }
-            Trigger::Rollback { repo, check_run_id, head_sha, .. } => {
-                self.again(delivery, &repo, check_run_id, &head_sha, Some(OperationKind::Rollback)).await
+            Trigger::Rollback {
+                repo,
+                check_run_id,
+                head_sha,
+                ..
+            } => {
+                self.again(
+                    delivery,
+                    &repo,
+                    check_run_id,
+                    &head_sha,
+                    Some(OperationKind::Rollback),
+                )
+                .await
             }
         }
+    }
+
+    /// A closed pull request: its preview environments (`pr-<number>` of every app the
+    /// repository deployed there) are torn down. A delivery worked on twice tears down
+    /// twice, which is harmless.
+    async fn tear_down_preview(
+        &self,
+        delivery: &Delivery,
+        repo: &Repository,
+        number: u64,
+    ) -> Result<String, GitHubError> {
+        let env = crate::github::intent::preview_environment(number);
+        let apps = db::apps_deployed_to(&self.shared.pool, &repo.full_name, &env).await?;
+        if apps.is_empty() {
+            return Ok(format!(
+                "pull request {number} closed: it had no preview environment"
+            ));
+        }
+        let mut started = Vec::new();
+        for app in apps {
+            let new = NewOperation {
+                env: EnvKey::new(app.as_str(), env.as_str()),
+                kind: OperationKind::Teardown,
+                source: None,
+                commit: None,
+                args: Value::Null,
+                initiator: format!("github delivery {}", delivery.id),
+            };
+            let op = self
+                .pipeline
+                .submit(new)
+                .await
+                .map_err(|e| GitHubError::Database(e.to_string()))?;
+            started.push(format!("{} of {app}/{env}", op.id));
+        }
+        Ok(format!(
+            "pull request {number} closed: tearing down {}",
+            started.join(", ")
+        ))
     }
 
     async fn checkout(&self, repo: &Repository, reference: &str) -> Result<Checked, GitHubError> {

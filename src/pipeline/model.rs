@@ -19,6 +19,9 @@ pub enum OperationKind {
     Configure,
     Scale,
     Rollback,
+    /// Stops every instance and takes the environment off the router (a closed pull
+    /// request's preview). Its history stays.
+    Teardown,
 }
 
 /// Where an operation stands. `Queued` and `Running` are the only states that change.

@@ -45,6 +45,7 @@ pub async fn run(
         Ok(Prepared::Unchanged { config, release }) => {
             (runner.redeploy(&config, &release).await, Some(config))
         }
+        Ok(Prepared::Teardown { config }) => (runner.teardown(config.as_ref()).await, None),
         Err(PrepareError { why, config }) => (Outcome::Failed(why), config),
     };
     if let Some(config) = &hooks {
@@ -76,6 +77,10 @@ pub(super) enum Prepared {
         config: AppConfig,
         release: Release,
     },
+    /// Everything stops; the serving release's config gives the stop timeouts.
+    Teardown {
+        config: Option<AppConfig>,
+    },
 }
 
 pub(super) struct PrepareError {
@@ -98,6 +103,49 @@ pub(super) struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Stops every instance (SIGTERM, then SIGKILL after each service's `stop_timeout`),
+    /// takes the environment off the router and leaves it with no serving release.
+    async fn teardown(&self, config: Option<&AppConfig>) -> Outcome {
+        let env = &self.op.env;
+        let body = async {
+            self.fx.traffic.switch(env, Vec::new()).await;
+            let instances = self
+                .fx
+                .store
+                .instances(Some(env))
+                .await
+                .map_err(|e| e.to_string())?;
+            let rollout = Rollout {
+                fx: self.fx,
+                op: self.op,
+                steps: self.steps,
+                cancel: self.cancel,
+            };
+            rollout.stop_all(&instances, config).await;
+            let serving = self
+                .fx
+                .store
+                .current_release(env)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.fx
+                .store
+                .set_operation_releases(self.op.id, serving.map(|r| r.number), None)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.fx
+                .store
+                .set_current_release(env, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(StepEnd::Done(()))
+        };
+        match self.steps.run(Step::StopOld, body).await {
+            Ok(()) => Outcome::Succeeded,
+            Err(why) => Outcome::Failed(format!("teardown failed: {why}")),
+        }
+    }
+
     /// A deploy with nothing new: the instances keep running and only `post_deploy` runs.
     async fn redeploy(&self, config: &AppConfig, release: &Release) -> Outcome {
         let _ = self
@@ -201,7 +249,7 @@ fn hooked_operation(kind: OperationKind) -> Option<HookedOperation> {
         OperationKind::Restart => Some(HookedOperation::Restart),
         OperationKind::Configure => Some(HookedOperation::Configure),
         OperationKind::Scale => Some(HookedOperation::Scale),
-        OperationKind::Rollback => None,
+        OperationKind::Rollback | OperationKind::Teardown => None,
     }
 }
 

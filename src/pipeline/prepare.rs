@@ -55,6 +55,11 @@ impl Runner<'_> {
         if self.op.kind == OperationKind::Deploy {
             return self.prepare_deploy(previous).await;
         }
+        if self.op.kind == OperationKind::Teardown {
+            return Ok(Prepared::Teardown {
+                config: previous.map(|(_, config)| config),
+            });
+        }
         let Some((serving, config)) = previous else {
             return Err(format!(
                 "nothing to {}: {env} has no release serving yet; deploy first",
@@ -141,7 +146,7 @@ impl Runner<'_> {
                     .await?;
                 Ok(reuse(release, target_config, Some((serving, config))))
             }
-            OperationKind::Deploy => unreachable!("handled above"),
+            OperationKind::Deploy | OperationKind::Teardown => unreachable!("handled above"),
         }
     }
 

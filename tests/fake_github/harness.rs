@@ -60,6 +60,7 @@ pub fn git(dir: &Path, args: &[&str]) {
 pub struct Server {
     child: Child,
     pub api: String,
+    pub router: std::net::SocketAddr,
     pub token: String,
     pub stdout: Arc<Mutex<Vec<String>>>,
 }
@@ -114,7 +115,7 @@ pub fn serve(ws: &Workspace, fake: &FakeGitHub) -> Server {
     let line = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the server prints its addresses");
-    let (api, _) = common::parse_addresses(&line).expect("addresses");
+    let (api, router) = common::parse_addresses(&line).expect("addresses");
     let mut token = String::new();
     wait_until(
         Duration::from_secs(10),
@@ -130,8 +131,19 @@ pub fn serve(ws: &Workspace, fake: &FakeGitHub) -> Server {
     Server {
         child,
         api,
+        router,
         token,
         stdout: lines,
+    }
+}
+
+impl Server {
+    /// The JSON body of `/` of an app through the router, when it answers 200.
+    pub fn app_json(&self, host: &str) -> Option<Value> {
+        match common::http::get_via(self.router, host, "/") {
+            Ok((200, body)) => serde_json::from_str(&body).ok(),
+            _ => None,
+        }
     }
 }
 

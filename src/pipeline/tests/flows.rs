@@ -465,3 +465,28 @@ async fn recovery_keeps_a_switched_release_and_rolls_back_an_unswitched_one() {
         "routing comes back from the database"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_teardown_stops_everything_and_unroutes_the_environment() {
+    let world = world_with_v1().await;
+    let op = world
+        .submit(OperationKind::Teardown, None, serde_json::Value::Null)
+        .await;
+    let op = world.finished(op.id).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", world.log(op.id));
+    assert_eq!(world.runtime.running_count(), 0);
+    assert!(world.traffic.routed_releases(&world.env).is_empty());
+    assert!(world
+        .store
+        .current_release(&world.env)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(world
+        .store
+        .instances(Some(&world.env))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(op.release_before, Some(v(1)));
+}
