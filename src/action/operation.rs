@@ -11,7 +11,8 @@ use crate::action::ActionError;
 use crate::cli::follow::{clock_time, follow_lines};
 use crate::cli::Client;
 use crate::ids::EnvKey;
-use crate::pipeline::model::Operation;
+use crate::pipeline::model::{Operation, Step};
+use crate::pipeline::steps::step_title;
 
 /// Who the server records as having started the operation.
 pub const INITIATOR: &str = "github-action";
@@ -31,10 +32,32 @@ pub async fn submit(
     Ok(client.operation(env, body).await?)
 }
 
-/// Prints one log line: a step's first line opens its group.
+/// The pipeline's steps, as the log titles them (`==> build`).
+const STEPS: [Step; 13] = [
+    Step::Resolve,
+    Step::Build,
+    Step::BeforeRelease,
+    Step::StopOld,
+    Step::StartInstances,
+    Step::DeployHook,
+    Step::Switch,
+    Step::Drain,
+    Step::PostDeploy,
+    Step::Watch,
+    Step::Confirm,
+    Step::AfterHooks,
+    Step::Rollback,
+];
+
+/// Prints one log line: a step's first line (`==> build`) opens its group; the other
+/// `==>` lines (the operation's first and last) close the open group and stay visible.
 pub fn print_line(printer: &mut Printer, at: i64, text: &str) {
-    match text.strip_prefix("==> ") {
-        Some(step) => printer.group(step.trim()),
+    match text.strip_prefix("==> ").map(str::trim) {
+        Some(title) if STEPS.iter().any(|step| step_title(*step) == title) => printer.group(title),
+        Some(_) => {
+            printer.end_group();
+            printer.line(&format!("{} {text}", clock_time(at)));
+        }
         None => printer.line(&format!("{} {text}", clock_time(at))),
     }
 }
@@ -112,10 +135,12 @@ mod tests {
         let out = Shared::default();
         let mut printer = Printer::new(Box::new(out.clone()), &[]);
         for text in [
-            "==> Build",
+            "==> deploy of shop/staging started by admin token",
+            "==> build",
             "    building",
-            "==> Switch traffic",
+            "==> switch traffic",
             "    switched",
+            "==> succeeded: deploy succeeded",
         ] {
             print_line(&mut printer, 3_723_000, text);
         }
@@ -124,7 +149,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             text,
-            "::group::Build\n01:02:03     building\n::endgroup::\n::group::Switch traffic\n01:02:03     switched\n::endgroup::\n"
+            "01:02:03 ==> deploy of shop/staging started by admin token\n::group::build\n01:02:03     building\n::endgroup::\n::group::switch traffic\n01:02:03     switched\n::endgroup::\n01:02:03 ==> succeeded: deploy succeeded\n"
         );
     }
 }
