@@ -44,6 +44,25 @@ impl ActionCommand {
     }
 }
 
+/// The names of the inputs action.yml declares, each read by `Inputs::read`.
+pub const INPUT_NAMES: [&str; 12] = [
+    "command",
+    "environment",
+    "app",
+    "server-url",
+    "api-token",
+    "image",
+    "config",
+    "github-token",
+    "wait",
+    "scale",
+    "size",
+    "to",
+];
+
+/// The names of the outputs the step writes (see `report::Outcome::outputs`).
+pub const OUTPUT_NAMES: [&str; 4] = ["operation-id", "release", "status", "url"];
+
 /// The inputs of action.yml, trimmed; an empty input is `None` (the runner sets every
 /// declared input, empty when the workflow gives none and there is no default).
 #[derive(Clone, Default)]
