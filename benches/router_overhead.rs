@@ -1,0 +1,294 @@
+//! The router's overhead: one trivial app measured directly, through Slipway's router, and
+//! through nginx (Debian's package, as a keep-alive reverse proxy), in one run, with the
+//! same load — 32 keep-alive connections — interleaved over a few rounds to cut noise.
+//!
+//! The app, the router and the load generator each run on their own tokio runtime (two
+//! worker threads each), as separate processes would; nginx runs with `worker_processes
+//! auto`. Everything shares the machine's cores, as it would in production.
+//!
+//! Prints requests/s, p50 and p99 for each, the Slipway/nginx and Slipway/direct ratios, and
+//! writes them to the "Router overhead" section of BENCHMARKS.md.
+//!
+//! Run: `cargo bench --bench router_overhead`
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::load::{self, LoadOptions, Sample};
+use common::stats::{ms, ratio, ratio_of, Summary};
+use slipway::ids::{EnvKey, ReleaseNumber};
+use slipway::pipeline::traits::{Backend, Traffic};
+use slipway::router::{Router, RouterOptions};
+
+const CONNECTIONS: usize = 32;
+const ROUNDS: usize = 3;
+const ROUND_LENGTH: Duration = Duration::from_secs(5);
+const WARM_UP: Duration = Duration::from_secs(1);
+
+/// One column of the comparison.
+struct Target {
+    name: &'static str,
+    address: SocketAddr,
+    host: String,
+    samples: Vec<Sample>,
+    elapsed: Duration,
+}
+
+fn main() {
+    let backend_runtime = common::backend::runtime("backend", 2);
+    let router_runtime = common::backend::runtime("router", 2);
+    let load_runtime = common::backend::runtime("load", 2);
+    let work = tempfile::tempdir().expect("a temporary directory");
+
+    let backend = backend_runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the app");
+        let address = listener.local_addr().expect("the app's address");
+        tokio::spawn(common::backend::serve_hello(listener));
+        address
+    });
+
+    let env = EnvKey::new("bench", "overhead");
+    let (router_address, stop_router) = router_runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the router");
+        let address = listener.local_addr().expect("the router's address");
+        let router = Router::new(address, RouterOptions::default());
+        let backends = vec![Backend {
+            address: backend.to_string(),
+            release: ReleaseNumber(1),
+            instance: "bench-1".to_owned(),
+        }];
+        router.switch(&env, backends).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(router.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        (address, stop)
+    });
+
+    let mut targets = vec![
+        Target::new("direct", backend, "direct.localhost"),
+        Target::new("slipway", router_address, "bench-overhead.localhost"),
+    ];
+    let nginx = match Nginx::start(work.path(), backend) {
+        Ok(nginx) => {
+            targets.push(Target::new("nginx", nginx.address, "nginx.localhost"));
+            Some(nginx)
+        }
+        Err(why) => {
+            println!("nginx is missing ({why}): the nginx column is skipped; install it with `apt-get install -y nginx`");
+            None
+        }
+    };
+
+    load_runtime.block_on(async {
+        for target in &targets {
+            let _ = load::run_for(target.options(), WARM_UP).await;
+        }
+        for round in 0..ROUNDS {
+            // Rotate the order so no target always runs first (or right after another).
+            let count = targets.len();
+            for offset in 0..count {
+                let target = &mut targets[(round + offset) % count];
+                let (samples, elapsed) = load::run_for(target.options(), ROUND_LENGTH).await;
+                target.samples.extend(samples);
+                target.elapsed += elapsed;
+            }
+        }
+    });
+    drop(nginx);
+    let _ = stop_router.send(());
+
+    let report = report(&targets);
+    print!("{report}");
+    common::report::write_section(
+        "router_overhead",
+        "Router overhead",
+        &format!(
+            "{}\n{report}",
+            common::report::preamble("cargo bench --bench router_overhead")
+        ),
+    );
+}
+
+impl Target {
+    fn new(name: &'static str, address: SocketAddr, host: &str) -> Target {
+        Target {
+            name,
+            address,
+            host: host.to_owned(),
+            samples: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            target: self.address,
+            host: self.host.clone(),
+            path: "/".to_owned(),
+            connections: CONNECTIONS,
+            request_timeout: Duration::from_secs(10),
+            hard_deadline: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    fn requests_per_second(&self, summary: &Summary) -> f64 {
+        summary.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn report(targets: &[Target]) -> String {
+    let mut out = format!(
+        "A trivial app (hyper, `200 hello`) under {CONNECTIONS} keep-alive connections, \
+         {ROUNDS} interleaved rounds of {}s per target after a {}s warm-up each.\n\n\
+         | target | requests | requests/s | p50 | p99 | max | failures |\n|---|---|---|---|---|---|---|\n",
+        ROUND_LENGTH.as_secs(),
+        WARM_UP.as_secs()
+    );
+    let summaries: Vec<(&Target, Summary)> = targets
+        .iter()
+        .map(|t| (t, Summary::of(&t.samples)))
+        .collect();
+    for (target, summary) in &summaries {
+        out += &format!(
+            "| {} | {} | {:.0} | {} | {} | {} | {} |\n",
+            target.name,
+            summary.attempts,
+            target.requests_per_second(summary),
+            ms(summary.percentile(50.0)),
+            ms(summary.percentile(99.0)),
+            ms(summary.max()),
+            summary.failures_text(),
+        );
+    }
+    let find = |name: &str| summaries.iter().find(|(t, _)| t.name == name);
+    let Some((slipway, slipway_summary)) = find("slipway") else {
+        return out;
+    };
+    let mut compare = |baseline: &str| {
+        if let Some((base, base_summary)) = find(baseline) {
+            out += &format!(
+                "\nSlipway / {baseline}: throughput {}, p50 {}, p99 {}",
+                ratio(
+                    slipway.requests_per_second(slipway_summary),
+                    base.requests_per_second(base_summary)
+                ),
+                ratio_of(
+                    slipway_summary.percentile(50.0),
+                    base_summary.percentile(50.0)
+                ),
+                ratio_of(
+                    slipway_summary.percentile(99.0),
+                    base_summary.percentile(99.0)
+                ),
+            );
+        }
+    };
+    compare("nginx");
+    compare("direct");
+    out += "\n";
+    if let Some((nginx, nginx_summary)) = find("nginx") {
+        let throughput_met = slipway.requests_per_second(slipway_summary)
+            >= nginx.requests_per_second(nginx_summary);
+        let p99_met = slipway_summary.percentile(99.0) <= nginx_summary.percentile(99.0);
+        out += &format!(
+            "\nTarget (throughput at or above nginx's, p99 no worse): throughput {}, p99 {}.\n",
+            if throughput_met { "met" } else { "MISSED" },
+            if p99_met { "met" } else { "MISSED" },
+        );
+    }
+    out
+}
+
+/// nginx as a child process with its own config in a temporary directory; killed on drop.
+struct Nginx {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Nginx {
+    fn start(dir: &Path, backend: SocketAddr) -> Result<Nginx, String> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("no nginx binary in /usr/sbin or /usr/bin")?;
+        let port = free_port();
+        let dir = dir.join("nginx");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let d = dir.display();
+        let config = format!(
+            "daemon off;\nmaster_process on;\nworker_processes auto;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n\
+               client_body_temp_path {d}/client_body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               keepalive_requests 1000000;\n\
+               upstream app {{ server {backend}; keepalive 64; keepalive_requests 1000000; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n\
+                 location / {{\n      proxy_pass http://app;\n      proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n      proxy_set_header Host $host;\n    }}\n  }}\n}}\n"
+        );
+        let config_path = dir.join("nginx.conf");
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let child = Command::new(binary)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {binary}: {e}"))?;
+        let mut nginx = Nginx {
+            child,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(nginx.address).is_err() {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                return Err(format!("nginx exited with {status}: {log}"));
+            }
+            if Instant::now() > deadline {
+                return Err("nginx did not listen within 10 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM is nginx's fast shutdown: the master stops its workers and exits.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
