@@ -72,6 +72,7 @@ async fn run() {
 
     let mut overheads = Vec::new();
     let mut walls = Vec::new();
+    let mut per_step: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for round in 0..DEPLOYS {
         std::fs::write(app.join("VERSION"), format!("{round}\n")).unwrap();
         let tarball = slipway::source::upload::pack(&app).unwrap();
@@ -98,6 +99,10 @@ async fn run() {
                     as f64
             })
             .sum();
+        for step in detail["steps"].as_array().unwrap() {
+            let took = (step["finished_at"].as_i64().unwrap_or(0) - step["started_at"].as_i64().unwrap_or(0)) as f64;
+            per_step.entry(step["step"].as_str().unwrap_or("?").to_owned()).or_default().push(took);
+        }
         let overhead = wall - hooks - build_hook - pre_start - boot;
         walls.push(wall);
         overheads.push(overhead);
@@ -118,6 +123,8 @@ async fn run() {
         walls.iter().cloned().fold(f64::MIN, f64::max),
         median(&walls) / boot,
     );
+    let steps: Vec<String> = per_step.iter().map(|(step, times)| format!("{step} {:.0}", median(times))).collect();
+    let report = format!("{report}median ms per step: {}\n", steps.join(", "));
     print!("{report}");
     let _ = std::fs::create_dir_all("target");
     let _ = std::fs::write("target/bench-deploy-overhead.txt", &report);
