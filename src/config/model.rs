@@ -85,9 +85,19 @@ impl Default for HttpHealth {
 pub enum HealthCheck {
     Http(HttpHealth),
     /// A TCP connect to this port on the instance succeeds.
-    Tcp { port: u16, interval: Duration, timeout: Duration, deadline: Duration },
+    Tcp {
+        port: u16,
+        interval: Duration,
+        timeout: Duration,
+        deadline: Duration,
+    },
     /// A command that exits 0.
-    Command { command: String, interval: Duration, timeout: Duration, deadline: Duration },
+    Command {
+        command: String,
+        interval: Duration,
+        timeout: Duration,
+        deadline: Duration,
+    },
     /// The instance is still running after this long.
     Uptime(Duration),
 }
