@@ -100,8 +100,12 @@ async fn run() {
             })
             .sum();
         for step in detail["steps"].as_array().unwrap() {
-            let took = (step["finished_at"].as_i64().unwrap_or(0) - step["started_at"].as_i64().unwrap_or(0)) as f64;
-            per_step.entry(step["step"].as_str().unwrap_or("?").to_owned()).or_default().push(took);
+            let took = (step["finished_at"].as_i64().unwrap_or(0)
+                - step["started_at"].as_i64().unwrap_or(0)) as f64;
+            per_step
+                .entry(step["step"].as_str().unwrap_or("?").to_owned())
+                .or_default()
+                .push(took);
         }
         let overhead = wall - hooks - build_hook - pre_start - boot;
         walls.push(wall);
@@ -123,7 +127,10 @@ async fn run() {
         walls.iter().cloned().fold(f64::MIN, f64::max),
         median(&walls) / boot,
     );
-    let steps: Vec<String> = per_step.iter().map(|(step, times)| format!("{step} {:.0}", median(times))).collect();
+    let steps: Vec<String> = per_step
+        .iter()
+        .map(|(step, times)| format!("{step} {:.0}", median(times)))
+        .collect();
     let report = format!("{report}median ms per step: {}\n", steps.join(", "));
     print!("{report}");
     let _ = std::fs::create_dir_all("target");

@@ -207,11 +207,18 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         Arc::new(router.clone()),
     )?;
     let local = LocalSources::new(data_dir.clone(), options.github_token.clone());
-    let (runtime, local_sources): (Arc<dyn crate::pipeline::traits::Runtime>, Arc<dyn crate::pipeline::traits::Sources>) =
-        match options.runtime {
-            RuntimeKind::Docker => crate::runtime::docker::runtime_and_sources(&data_dir, local).await?,
-            RuntimeKind::Local => (Arc::new(LocalRuntime::new(data_dir.clone())), Arc::new(local)),
-        };
+    let (runtime, local_sources): (
+        Arc<dyn crate::pipeline::traits::Runtime>,
+        Arc<dyn crate::pipeline::traits::Sources>,
+    ) = match options.runtime {
+        RuntimeKind::Docker => {
+            crate::runtime::docker::runtime_and_sources(&data_dir, local).await?
+        }
+        RuntimeKind::Local => (
+            Arc::new(LocalRuntime::new(data_dir.clone())),
+            Arc::new(local),
+        ),
+    };
     let fx = Effects {
         store: store.clone(),
         runtime,
