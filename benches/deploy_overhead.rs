@@ -59,6 +59,7 @@ async fn run() {
         public_url: None,
         github_token: None,
         github: Default::default(),
+        output_masker: None,
     };
     let server = slipway::server::start(options)
         .await

@@ -217,14 +217,21 @@ fn a_variable_reaches_the_app_and_nothing_else() {
         );
     }
     // No file the server wrote (its own log on stderr, instance and build logs, reports)
-    // holds the value; only its database does.
-    // KNOWN GAP, outside the API: the local runtime copies an instance's own stdout to
-    // `<data>/logs/<app>/<env>/<service>.<n>.log` unmasked (hello prints its greeting
-    // as it starts), so those files are left out here until the runtime masks them.
+    // holds the value; only its database does. The hello app prints its greeting as it
+    // starts: its instance log has it masked.
     let mut files = vec![ws.path("server.stderr")];
     files_under(&ws.data_dir(), &mut files);
-    let instance_logs = ws.data_dir().join("logs");
-    files.retain(|f| !f.starts_with(&instance_logs) || f.extension().is_none_or(|e| e != "log"));
+    let instance_logs: Vec<String> = files
+        .iter()
+        .filter(|f| f.starts_with(ws.data_dir().join("logs")))
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    assert!(
+        instance_logs
+            .iter()
+            .any(|log| log.contains("****: version")),
+        "the app's greeting reaches its instance log, masked: {instance_logs:?}"
+    );
     for file in files {
         let bytes = std::fs::read(&file).unwrap_or_default();
         let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());

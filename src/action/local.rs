@@ -76,6 +76,7 @@ pub async fn deploy(
             repos: Vec::new(),
             public_url: String::new(),
         },
+        output_masker: crate::server::own_binary(),
     };
     printer.line(&format!(
         "Slipway: running the pipeline in this job ({} runtime)",

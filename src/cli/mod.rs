@@ -143,6 +143,9 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Internal: masks an instance's output into its log file (started by the local runtime).
+    #[command(name = "__mask-log", hide = true)]
+    MaskLog { file: PathBuf },
     /// Configuration variables of an environment.
     Config {
         #[command(subcommand)]
@@ -312,6 +315,7 @@ impl ServerArgs {
                 repos: self.github_repos.clone(),
                 public_url: String::new(),
             },
+            output_masker: crate::server::own_binary(),
         }
     }
 }
@@ -374,6 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             follow,
             client,
         } => commands::logs(operation, follow, &client).await,
+        Command::MaskLog { file } => Ok(crate::runtime::local::mask_log::run(&file)),
         Command::Config { action } => commands::config(action).await,
         Command::Tokens { action } => access::tokens(action).await,
         Command::Activity {

@@ -52,6 +52,16 @@ pub struct ServerOptions {
     pub github_token: Option<String>,
     /// Webhooks in, statuses out (`public_url` is filled in by `start`).
     pub github: crate::github::GitHubOptions,
+    /// The `slipway` binary, to mask instance output with `slipway __mask-log` (local
+    /// runtime); `None` writes instance output to its file unmasked.
+    pub output_masker: Option<PathBuf>,
+}
+
+/// The running `slipway` binary, when this process is one: what masks instance output.
+/// A test binary that starts a server in-process is not, and gets `None`.
+pub fn own_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    (exe.file_stem()? == "slipway").then_some(exe)
 }
 
 /// Written by hand so that the GitHub token never reaches a log.
@@ -65,6 +75,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("public_url", &self.public_url)
             .field("github_token", &self.github_token.as_ref().map(|_| "****"))
             .field("github", &self.github)
+            .field("output_masker", &self.output_masker)
             .finish()
     }
 }
@@ -215,7 +226,10 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             crate::runtime::docker::runtime_and_sources(&data_dir, local).await?
         }
         RuntimeKind::Local => (
-            Arc::new(LocalRuntime::new(data_dir.clone())),
+            Arc::new(match &options.output_masker {
+                Some(exe) => LocalRuntime::new(data_dir.clone()).with_output_masker(exe.clone()),
+                None => LocalRuntime::new(data_dir.clone()),
+            }),
             Arc::new(local),
         ),
     };

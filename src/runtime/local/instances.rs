@@ -21,6 +21,7 @@ use crate::pipeline::traits::{
 };
 use crate::runtime::local::command::{execute, Execution, HOOK_KILL_GRACE};
 use crate::runtime::local::layout::Layout;
+use crate::runtime::local::mask_log;
 use crate::runtime::local::process::{
     describe, environment, failure, group_alive, outcome, parse_handle, process_alive,
     signal_group, wait_group_gone,
@@ -73,6 +74,7 @@ impl Children {
 pub(crate) async fn start(
     layout: &Layout,
     children: &Children,
+    output_masker: Option<&Path>,
     artifact_dir: &Path,
     spec: &InstanceSpec,
     log: &OperationLog,
@@ -119,24 +121,58 @@ pub(crate) async fn start(
     .map_err(|error| {
         EffectError::Failed(format!("could not open the log file of {name}: {error}"))
     })?;
-    let errors = output.try_clone().map_err(|error| {
+    let broken = |error: std::io::Error| {
         EffectError::Failed(format!("could not open the log file of {name}: {error}"))
-    })?;
-    let child = Command::new("sh")
+    };
+    // With a masker, the instance writes into a pipe that the masker reads; without one
+    // (unit tests of this module), straight into the file.
+    let (stdout, stderr, masker_input) = match output_masker {
+        Some(_) => {
+            drop(output);
+            let (reader, writer) = std::io::pipe().map_err(broken)?;
+            let errors = writer.try_clone().map_err(broken)?;
+            (Stdio::from(writer), Stdio::from(errors), Some(reader))
+        }
+        None => {
+            let errors = output.try_clone().map_err(broken)?;
+            (Stdio::from(output), Stdio::from(errors), None)
+        }
+    };
+    let mut command = Command::new("sh");
+    command
         .args(["-c", &spec.command])
         .current_dir(artifact_dir)
         .env_clear()
         .envs(environment(&vars))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(output))
-        .stderr(Stdio::from(errors))
-        .process_group(0)
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    let child = command
         .spawn()
         .map_err(|error| EffectError::Failed(format!("could not start {name}: {error}")))?;
+    // The parent's copies of the pipe's write end must go, or the masker never sees EOF.
+    drop(command);
     let pid = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
         .ok_or_else(|| EffectError::Failed(format!("{name} ended as soon as it started")))?;
+    if let (Some(exe), Some(reader)) = (output_masker, masker_input) {
+        let secrets = mask_log::secret_values(&vars);
+        match mask_log::spawn(exe, &log_file, pid, &secrets, reader) {
+            Ok(mut masker) => {
+                tokio::spawn(async move {
+                    let _ = masker.wait().await;
+                });
+            }
+            Err(error) => {
+                signal_group(pid, Signal::SIGKILL);
+                return Err(EffectError::Failed(format!(
+                    "could not start the output masker of {name}: {error}"
+                )));
+            }
+        }
+    }
     children.adopt(pid, child, log_file, name.clone());
 
     let address = port.map(|port| format!("127.0.0.1:{port}"));

@@ -9,6 +9,7 @@ mod build;
 mod command;
 mod instances;
 mod layout;
+pub mod mask_log;
 mod output;
 mod process;
 mod reap;
@@ -40,6 +41,8 @@ use crate::runtime::local::process::{environment, failure};
 pub struct LocalRuntime {
     layout: Layout,
     children: Children,
+    /// The `slipway` binary, which masks instance output (`slipway __mask-log`).
+    output_masker: Option<PathBuf>,
     /// One lock per artifact key: two deploys of one commit build it once, the second
     /// waits and reuses the first's artifact.
     build_locks: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -50,8 +53,16 @@ impl LocalRuntime {
         LocalRuntime {
             layout: Layout::new(data_dir),
             children: Children::default(),
+            output_masker: None,
             build_locks: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// Masks configuration values in instance output with `exe __mask-log` (the `slipway`
+    /// binary itself), so the instance log files hold no secret.
+    pub fn with_output_masker(mut self, exe: PathBuf) -> LocalRuntime {
+        self.output_masker = Some(exe);
+        self
     }
 
     async fn build_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -120,7 +131,15 @@ impl Runtime for LocalRuntime {
 
     async fn start(&self, spec: &InstanceSpec, log: &OperationLog) -> EffectResult<InstanceRecord> {
         let dir = artifact_dir(&spec.artifact)?;
-        instances::start(&self.layout, &self.children, &dir, spec, log).await
+        instances::start(
+            &self.layout,
+            &self.children,
+            self.output_masker.as_deref(),
+            &dir,
+            spec,
+            log,
+        )
+        .await
     }
 
     async fn is_running(&self, instance: &InstanceRecord) -> bool {
