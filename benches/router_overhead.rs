@@ -138,6 +138,7 @@ impl Target {
             connections: CONNECTIONS,
             request_timeout: Duration::from_secs(10),
             hard_deadline: Instant::now() + Duration::from_secs(60),
+            requests_per_connection: usize::MAX,
         }
     }
 

@@ -81,6 +81,8 @@ pub struct LoadOptions {
     pub request_timeout: Duration,
     /// No connection sends a request after this, whatever `stop` says.
     pub hard_deadline: Instant,
+    /// Each connection stops after this many attempts (`usize::MAX`: when told to stop).
+    pub requests_per_connection: usize,
 }
 
 /// A load in progress.
@@ -119,9 +121,18 @@ impl Load {
         }
     }
 
+    /// Waits until every connection has stopped by itself (by count or deadline).
+    pub async fn join(self) -> Vec<Sample> {
+        self.collect().await
+    }
+
     /// Tells every connection to stop after its current request, and gathers the samples.
-    pub async fn finish(mut self) -> Vec<Sample> {
+    pub async fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
+        self.collect().await
+    }
+
+    async fn collect(mut self) -> Vec<Sample> {
         let mut samples = Vec::new();
         while let Some(joined) = self.connections.join_next().await {
             samples.extend(joined.expect("a load connection panicked"));
@@ -149,7 +160,10 @@ async fn connection_loop(
 ) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(4096);
     let mut connection: Option<Connection> = None;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < options.hard_deadline {
+    while !stop.load(Ordering::Relaxed)
+        && Instant::now() < options.hard_deadline
+        && samples.len() < options.requests_per_connection
+    {
         let started = Instant::now();
         let mut record = |outcome| {
             samples.push(Sample {
