@@ -21,6 +21,18 @@ def stop(signum, frame):
     stopping = True
 
 
+def check():
+    """`python3 worker.py --check`: healthy once a worker of this release has done a job in
+    the last five seconds. Slipway runs it with the instance's variables."""
+    try:
+        with open(STATE) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return 1
+    fresh = time.time() - state.get("at", 0) < 5
+    return 0 if fresh and state.get("release") == os.environ.get("SLIPWAY_RELEASE") else 1
+
+
 def main():
     signal.signal(signal.SIGTERM, stop)
     release = os.environ.get("SLIPWAY_RELEASE", "dev")
@@ -39,4 +51,8 @@ def main():
 
 
 if __name__ == "__main__":
+    import sys
+
+    if "--check" in sys.argv:
+        sys.exit(check())
     main()

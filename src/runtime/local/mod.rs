@@ -43,6 +43,10 @@ pub struct LocalRuntime {
     children: Children,
     /// The `slipway` binary, which masks instance output (`slipway __mask-log`).
     output_masker: Option<PathBuf>,
+    /// The variables of the instances this process started, by instance id, so that a
+    /// command health check runs with the same `SLIPWAY_*` and configuration variables as
+    /// the instance (an instance adopted after a restart gets only `PORT`).
+    instance_vars: std::sync::Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// One lock per artifact key: two deploys of one commit build it once, the second
     /// waits and reuses the first's artifact.
     build_locks: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -54,6 +58,7 @@ impl LocalRuntime {
             layout: Layout::new(data_dir),
             children: Children::default(),
             output_masker: None,
+            instance_vars: std::sync::Mutex::default(),
             build_locks: tokio::sync::Mutex::default(),
         }
     }
@@ -131,7 +136,7 @@ impl Runtime for LocalRuntime {
 
     async fn start(&self, spec: &InstanceSpec, log: &OperationLog) -> EffectResult<InstanceRecord> {
         let dir = artifact_dir(&spec.artifact)?;
-        instances::start(
+        let record = instances::start(
             &self.layout,
             &self.children,
             self.output_masker.as_deref(),
@@ -139,7 +144,10 @@ impl Runtime for LocalRuntime {
             spec,
             log,
         )
-        .await
+        .await?;
+        self.lock_instance_vars()
+            .insert(record.id.clone(), spec.env_vars.clone());
+        Ok(record)
     }
 
     async fn is_running(&self, instance: &InstanceRecord) -> bool {
@@ -147,7 +155,9 @@ impl Runtime for LocalRuntime {
     }
 
     async fn stop(&self, instance: &InstanceRecord, grace: Duration) -> EffectResult<StopOutcome> {
-        instances::stop(&self.layout, &self.children, instance, grace).await
+        let stopped = instances::stop(&self.layout, &self.children, instance, grace).await;
+        self.lock_instance_vars().remove(&instance.id);
+        stopped
     }
 
     async fn check(
@@ -217,6 +227,14 @@ impl Runtime for LocalRuntime {
 }
 
 impl LocalRuntime {
+    fn lock_instance_vars(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<String, String>>> {
+        self.instance_vars
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A command check: `sh -c <command>` in the artifact, healthy on exit 0. Its output
     /// is not kept: a check runs every interval and would flood the operation log.
     async fn check_command(
@@ -227,7 +245,11 @@ impl LocalRuntime {
         artifact: &Artifact,
     ) -> Result<(), String> {
         let dir = artifact_dir(artifact).map_err(|error| error.to_string())?;
-        let mut vars = BTreeMap::new();
+        let mut vars = self
+            .lock_instance_vars()
+            .get(&instance.id)
+            .cloned()
+            .unwrap_or_default();
         if let Some(port) = instance
             .address
             .as_deref()
