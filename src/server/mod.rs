@@ -164,40 +164,8 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             source,
         })?;
 
-    let api_listener =
-        TcpListener::bind(options.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: options.listen,
-                what: "API",
-                flag: "--listen",
-                source,
-            })?;
-    let router_listener =
-        TcpListener::bind(options.router)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: options.router,
-                what: "router",
-                flag: "--router",
-                source,
-            })?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind {
-            addr: options.listen,
-            what: "API",
-            flag: "--listen",
-            source,
-        })?;
-    let router_addr = router_listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind {
-            addr: options.router,
-            what: "router",
-            flag: "--router",
-            source,
-        })?;
+    let (api_listener, api_addr) = bind(options.listen, "API", "--listen").await?;
+    let (router_listener, router_addr) = bind(options.router, "router", "--router").await?;
 
     let sqlite = Arc::new(SqliteStore::open(&data_dir).await?);
     let pool = sqlite.pool().clone();
@@ -314,6 +282,24 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
 /// `GET /healthz`.
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Binds a listener and reads the address it got (the port, when asked for port 0); a
+/// failure names the flag that chose the address.
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let error = |source| ServerError::Bind {
+        addr,
+        what,
+        flag,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
 }
 
 /// The API's routes.
