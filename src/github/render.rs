@@ -10,8 +10,12 @@ use crate::pipeline::model::{LogLine, OperationState, StepRecord, StepStatus};
 pub const MAX_DESCRIPTION_CHARS: usize = 140;
 /// A check run's `output.summary` and `output.text` may hold 65,535 characters.
 pub const MAX_OUTPUT_CHARS: usize = 65_535;
-/// At most 50 annotations per check run request.
+/// At most 50 annotations per check run request; GitHub appends the annotations of
+/// each update of a check run to those it has, so more are sent 50 at a time.
 pub const MAX_ANNOTATIONS: usize = 50;
+/// The most annotations Slipway sends for one check run (21 requests): a bound on what a
+/// log full of configuration errors can cost in API calls.
+pub const MAX_ANNOTATIONS_TOTAL: usize = 1_000;
 
 /// Cuts text to `max` characters, marking the cut with `…`.
 pub fn truncate_chars(text: &str, max: usize) -> String {
@@ -181,8 +185,47 @@ pub fn annotations_from_log(lines: &[LogLine]) -> Vec<Value> {
             }
         }
     }
-    found.truncate(MAX_ANNOTATIONS);
+    found.truncate(MAX_ANNOTATIONS_TOTAL);
     found
+}
+
+/// Splits a check run's output into the bodies GitHub takes: the first carries `output`
+/// with the first 50 annotations, and each further one is an update of the same check
+/// run (`PATCH`) with the same title and summary and the next 50 annotations, which
+/// GitHub appends. With no annotations, there is one body and no update.
+pub fn with_annotation_batches(output: Value, annotations: Vec<Value>) -> (Value, Vec<Value>) {
+    let mut batches = annotations
+        .chunks(MAX_ANNOTATIONS)
+        .map(|chunk| chunk.to_vec());
+    let mut first = output;
+    if let Some(batch) = batches.next() {
+        first["annotations"] = Value::Array(batch);
+    }
+    let updates = batches
+        .map(|batch| {
+            json!({
+                "output": {
+                    "title": first["title"].clone(),
+                    "summary": first["summary"].clone(),
+                    "annotations": batch,
+                }
+            })
+        })
+        .collect();
+    (first, updates)
+}
+
+/// The end of a plain list of lines (a validation's build output), as a fenced block.
+pub fn text_tail<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
+    let lines: Vec<LogLine> = lines
+        .into_iter()
+        .map(|text| LogLine {
+            seq: 0,
+            at: 0,
+            text: text.to_owned(),
+        })
+        .collect();
+    log_tail(&lines)
 }
 
 /// A check run timestamp (ISO 8601) from unix milliseconds.

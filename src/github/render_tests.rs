@@ -71,17 +71,62 @@ fn steps_become_a_table_with_durations() {
 }
 
 #[test]
-fn config_errors_in_a_log_become_at_most_50_annotations() {
+fn every_config_error_in_a_log_becomes_an_annotation() {
     let lines: Vec<LogLine> = (0..80)
         .map(|i| line(i, &format!("/data/sources/git-abc/slipway.yml:{}:3: unknown key `foo`; allowed: app, services", i + 1)))
         .collect();
     let annotations = annotations_from_log(&lines);
-    assert_eq!(annotations.len(), MAX_ANNOTATIONS);
+    assert_eq!(annotations.len(), 80);
     assert_eq!(annotations[0]["path"], "slipway.yml");
     assert_eq!(annotations[0]["start_line"], 1);
     assert_eq!(annotations[0]["start_column"], 3);
     assert_eq!(annotations[0]["annotation_level"], "failure");
+    assert_eq!(annotations[79]["start_line"], 80);
     assert!(annotations_from_log(&[line(1, "==> deploy started")]).is_empty());
+}
+
+fn numbered_annotations(count: usize) -> Vec<Value> {
+    (1..=count)
+        .map(|l| annotation("slipway.yml", l, 1, "wrong"))
+        .collect()
+}
+
+#[test]
+fn annotations_go_50_per_request_and_the_rest_in_updates_of_the_same_run() {
+    let output = json!({ "title": "t", "summary": "s", "text": "log" });
+    let (first, updates) = with_annotation_batches(output, numbered_annotations(120));
+    assert_eq!(
+        first["text"], "log",
+        "the first body keeps the whole output"
+    );
+    let sizes: Vec<usize> = std::iter::once(&first)
+        .chain(updates.iter().map(|u| &u["output"]))
+        .map(|o| o["annotations"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [50, 50, 20]);
+    for update in &updates {
+        // GitHub requires a summary in every output it is sent.
+        assert_eq!(update["output"]["title"], "t");
+        assert_eq!(update["output"]["summary"], "s");
+        assert!(update.get("status").is_none() && update.get("conclusion").is_none());
+    }
+    let lines: Vec<i64> = std::iter::once(&first)
+        .chain(updates.iter().map(|u| &u["output"]))
+        .flat_map(|o| o["annotations"].as_array().cloned().unwrap_or_default())
+        .map(|a| a["start_line"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        lines,
+        (1..=120).collect::<Vec<i64>>(),
+        "all, once, in order"
+    );
+
+    let (first, updates) =
+        with_annotation_batches(json!({ "summary": "s" }), numbered_annotations(50));
+    assert_eq!(first["annotations"].as_array().map(Vec::len), Some(50));
+    assert!(updates.is_empty());
+    let (first, updates) = with_annotation_batches(json!({ "summary": "s" }), Vec::new());
+    assert!(first.get("annotations").is_none() && updates.is_empty());
 }
 
 #[test]
