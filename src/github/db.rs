@@ -179,6 +179,26 @@ pub async fn links_of_delivery(pool: &SqlitePool, delivery_id: &str) -> Result<V
     Ok(rows.into_iter().map(link_of).collect())
 }
 
+/// The links of every operation started for one commit of an app's environment, oldest
+/// first (a tag's `push` and `create` deliveries name the same commit).
+pub async fn links_of_commit(
+    pool: &SqlitePool,
+    app: &str,
+    env: &str,
+    head_sha: &str,
+) -> Result<Vec<Link>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {LINK_COLUMNS} FROM github_operations WHERE app = ? AND env = ? AND head_sha = ? ORDER BY operation_id"
+    ))
+    .bind(app)
+    .bind(env)
+    .bind(head_sha)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows.into_iter().map(link_of).collect())
+}
+
 /// The apps that a repository deployed to an environment (a pull request's preview).
 pub async fn apps_deployed_to(
     pool: &SqlitePool,
@@ -217,6 +237,8 @@ pub struct NewEntry {
     pub body: Value,
     /// `check_run_id` or `deployment_id`: where the `id` of GitHub's answer goes.
     pub store_as: Option<&'static str>,
+    /// The validation (`github_validations`) whose check run this is about, if any.
+    pub validation_id: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -230,6 +252,7 @@ pub struct Entry {
     pub store_as: Option<String>,
     pub attempts: i64,
     pub next_attempt_at: i64,
+    pub validation_id: Option<i64>,
 }
 
 /// Puts requests in the outbox and records how far an operation's reporting got, in one
@@ -241,23 +264,7 @@ pub async fn enqueue(
     now: i64,
 ) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    for entry in entries {
-        sqlx::query(
-            "INSERT INTO github_outbox (operation_id, installation_id, method, path, body, store_as, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.operation_id)
-        .bind(entry.installation_id)
-        .bind(entry.method)
-        .bind(&entry.path)
-        .bind(entry.body.to_string())
-        .bind(entry.store_as)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
+    insert_entries(&mut tx, entries, now).await?;
     if let Some((operation_id, phase, steps)) = progress {
         sqlx::query("UPDATE github_operations SET reported_phase = ?, reported_steps = ? WHERE operation_id = ?")
             .bind(phase)
@@ -270,10 +277,37 @@ pub async fn enqueue(
     tx.commit().await.map_err(db)
 }
 
+/// Adds requests to the outbox within a transaction the caller commits.
+pub(crate) async fn insert_entries(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    entries: &[NewEntry],
+    now: i64,
+) -> Result<()> {
+    for entry in entries {
+        sqlx::query(
+            "INSERT INTO github_outbox (operation_id, installation_id, method, path, body, store_as, validation_id, next_attempt_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.operation_id)
+        .bind(entry.installation_id)
+        .bind(entry.method)
+        .bind(&entry.path)
+        .bind(entry.body.to_string())
+        .bind(entry.store_as)
+        .bind(entry.validation_id)
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 /// The oldest request not yet sent or dropped.
 pub async fn next_entry(pool: &SqlitePool) -> Result<Option<Entry>> {
     let row = sqlx::query(
-        "SELECT id, operation_id, installation_id, method, path, body, store_as, attempts, next_attempt_at
+        "SELECT id, operation_id, installation_id, method, path, body, store_as, attempts, next_attempt_at, validation_id
          FROM github_outbox WHERE done_at IS NULL ORDER BY id LIMIT 1",
     )
     .fetch_optional(pool)
@@ -289,6 +323,7 @@ pub async fn next_entry(pool: &SqlitePool) -> Result<Option<Entry>> {
         store_as: r.get(6),
         attempts: r.get(7),
         next_attempt_at: r.get(8),
+        validation_id: r.get(9),
     }))
 }
 
@@ -311,6 +346,16 @@ pub async fn mark_sent(
         Some("deployment_id") => Some("deployment_id"),
         _ => None,
     };
+    if let (Some("check_run_id"), Some(id), Some(validation)) =
+        (column, answer_id, entry.validation_id)
+    {
+        sqlx::query("UPDATE github_validations SET check_run_id = ? WHERE id = ?")
+            .bind(id)
+            .bind(validation)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
     if let (Some(column), Some(id), Some(operation)) = (column, answer_id, entry.operation_id) {
         sqlx::query(&format!(
             "UPDATE github_operations SET {column} = ? WHERE operation_id = ?"

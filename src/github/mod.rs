@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod capture;
 pub mod checkout;
 pub mod db;
 pub mod glob;
@@ -20,6 +21,8 @@ pub mod reporter;
 pub mod signature;
 pub mod sources;
 pub mod trigger;
+pub mod validate;
+pub mod validation_db;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -234,9 +237,16 @@ impl GitHub {
     /// Starts the delivery and outbox workers under the server's tracker, and catches up
     /// on reports a previous run did not finish queueing.
     pub fn spawn(&self, pipeline: Pipeline, tasks: &TaskTracker, shutdown: CancellationToken) {
+        let validator = validate::Validator {
+            shared: self.shared.clone(),
+            fx: pipeline.fx.clone(),
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+        };
         let deliveries = processor::DeliveryWorker {
             shared: self.shared.clone(),
             pipeline,
+            validator,
             wake: self.shared.deliveries_wake.clone(),
         };
         tasks.spawn(deliveries.run(shutdown.clone()));

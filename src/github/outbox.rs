@@ -15,7 +15,7 @@ use crate::github::api::{Api, SendError};
 use crate::github::auth::Credentials;
 use crate::github::db::{self, Entry};
 use crate::github::reporter::now_millis;
-use crate::github::GitHubError;
+use crate::github::{validation_db, GitHubError};
 
 /// The longest wait between two attempts, whatever the attempt count.
 const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
@@ -122,9 +122,16 @@ impl OutboxWorker {
             Some(op) => db::link(&self.pool, op).await.map_err(retry)?,
             None => None,
         };
+        // A validation's check run belongs to no operation: its id is the validation's.
+        let check_run_id = match entry.validation_id {
+            Some(validation) => validation_db::check_run_id(&self.pool, validation)
+                .await
+                .map_err(retry)?,
+            None => link.as_ref().and_then(|l| l.check_run_id),
+        };
         let mut path = entry.path.clone();
         for (placeholder, id) in [
-            (":check_run_id", link.as_ref().and_then(|l| l.check_run_id)),
+            (":check_run_id", check_run_id),
             (
                 ":deployment_id",
                 link.as_ref().and_then(|l| l.deployment_id),

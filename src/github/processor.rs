@@ -6,27 +6,32 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::model::AppConfig;
 use crate::github::checkout::Checked;
-use crate::github::db::{self, Delivery, Link, NewEntry};
+use crate::github::db::{self, Delivery, Link};
 use crate::github::reporter::now_millis;
 use crate::github::trigger::{self, Repository, Trigger};
-use crate::github::{glob, intent, render, GitHubError, Shared};
+use crate::github::validate::{Validator, CHECK_NAME};
+use crate::github::validation_db::{self, NewValidation};
+use crate::github::{glob, intent, GitHubError, Shared};
 use crate::ids::{EnvKey, OperationId};
-use crate::pipeline::model::{NewOperation, OperationKind, SourceSpec};
+use crate::pipeline::model::{NewOperation, OperationKind, OperationState, SourceSpec};
 use crate::pipeline::Pipeline;
 
 pub struct DeliveryWorker {
     pub shared: Arc<Shared>,
     pub pipeline: Pipeline,
+    pub validator: Validator,
     pub wake: Arc<Notify>,
 }
 
 impl DeliveryWorker {
     pub async fn run(self, shutdown: CancellationToken) {
+        self.resume_validations().await;
         loop {
             let notified = self.wake.notified();
             match db::pending_deliveries(&self.shared.pool, 20).await {
@@ -48,6 +53,39 @@ impl DeliveryWorker {
                 () = shutdown.cancelled() => return,
                 () = notified => {}
                 () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            }
+        }
+    }
+
+    /// Runs again the validations a killed server left unfinished (those of deliveries
+    /// still to be worked on are run again with their delivery).
+    async fn resume_validations(&self) {
+        let unfinished = match validation_db::unfinished(&self.shared.pool).await {
+            Ok(unfinished) => unfinished,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the unfinished validations");
+                return;
+            }
+        };
+        for validation in unfinished {
+            let id = validation.id;
+            let repo = Repository {
+                full_name: validation.repository.clone(),
+                installation: validation.installation_id,
+            };
+            let outcome = match self.checkout(&repo, &validation.head_sha).await {
+                Ok(checked) => self.validator.run(validation, &checked.config).await,
+                Err(error) => self
+                    .validator
+                    .abandon(id, &error)
+                    .await
+                    .map(|()| error.to_string()),
+            };
+            match outcome {
+                Ok(outcome) => tracing::info!(validation = id, "validation resumed: {outcome}"),
+                Err(error) => {
+                    tracing::error!(validation = id, %error, "could not resume a validation")
+                }
             }
         }
     }
@@ -93,7 +131,8 @@ impl DeliveryWorker {
                 ref repo, ref sha, ..
             } => {
                 let checked = self.checkout(repo, sha).await?;
-                self.deploy(delivery, &trigger, repo, checked).await
+                self.deploy_or_report(delivery, &trigger, repo, checked)
+                    .await
             }
             Trigger::Tag {
                 ref repo,
@@ -101,17 +140,32 @@ impl DeliveryWorker {
                 ref sha,
             } => {
                 let checked = self.checkout(repo, sha.as_deref().unwrap_or(tag)).await?;
-                self.deploy(delivery, &trigger, repo, checked).await
+                self.deploy_or_report(delivery, &trigger, repo, checked)
+                    .await
             }
             Trigger::PullRequest {
                 ref repo,
                 ref head_sha,
+                number,
                 from_fork,
-                ..
             } => {
                 let checked = self.checkout(repo, head_sha).await?;
-                self.validate(repo, &checked, from_fork).await?;
-                self.deploy(delivery, &trigger, repo, checked).await
+                let new = NewValidation {
+                    delivery_id: &delivery.id,
+                    repository: &repo.full_name,
+                    head_sha: &checked.sha,
+                    installation_id: repo.installation,
+                    pull_request: Some(number),
+                    from_fork,
+                };
+                let validated = self.validator.start(&new, &checked).await?;
+                let Ok(config) = checked.config else {
+                    return Ok(format!("validation: {validated}"));
+                };
+                let deployed = self
+                    .deploy(delivery, &trigger, repo, &checked.sha, config)
+                    .await?;
+                Ok(format!("validation: {validated}; {deployed}"))
             }
             Trigger::Rerun {
                 repo,
@@ -119,10 +173,10 @@ impl DeliveryWorker {
                 name,
                 head_sha,
             } => {
-                if name == "slipway/validate" {
-                    let checked = self.checkout(&repo, &head_sha).await?;
-                    self.validate(&repo, &checked, false).await?;
-                    return Ok(format!("validated {head_sha} again"));
+                if name == CHECK_NAME {
+                    return self
+                        .validate_again(delivery, &repo, check_run_id, &head_sha)
+                        .await;
                 }
                 self.again(delivery, &repo, check_run_id, &head_sha, None)
                     .await
@@ -198,26 +252,43 @@ impl DeliveryWorker {
             .await
     }
 
-    /// Deploys a commit to the environments its configuration names for this trigger.
-    async fn deploy(
+    /// Deploys a commit whose configuration is valid; reports one that is not as a
+    /// failing `slipway/validate` check run of the commit.
+    async fn deploy_or_report(
         &self,
         delivery: &Delivery,
         trigger: &Trigger,
         repo: &Repository,
         checked: Checked,
     ) -> Result<String, GitHubError> {
-        let config = match checked.config {
-            Ok(config) => config,
-            Err(errors) => {
-                self.post_validation(repo, &checked.sha, Err(&errors), false)
-                    .await?;
-                return Ok(format!(
-                    "the configuration at {} is not valid: {} error(s)",
-                    checked.sha,
-                    errors.0.len()
-                ));
+        match checked.config {
+            Ok(config) => {
+                self.deploy(delivery, trigger, repo, &checked.sha, config)
+                    .await
             }
-        };
+            Err(_) => {
+                let new = NewValidation {
+                    delivery_id: &delivery.id,
+                    repository: &repo.full_name,
+                    head_sha: &checked.sha,
+                    installation_id: repo.installation,
+                    pull_request: None,
+                    from_fork: false,
+                };
+                self.validator.start(&new, &checked).await
+            }
+        }
+    }
+
+    /// Deploys a commit to the environments its configuration names for this trigger.
+    async fn deploy(
+        &self,
+        delivery: &Delivery,
+        trigger: &Trigger,
+        repo: &Repository,
+        sha: &str,
+        config: AppConfig,
+    ) -> Result<String, GitHubError> {
         let targets = intent::targets(trigger, &config);
         if targets.deploy.is_empty() {
             let withheld = if targets.withheld_from_fork.is_empty() {
@@ -236,6 +307,7 @@ impl DeliveryWorker {
         let done = db::links_of_delivery(&self.shared.pool, &delivery.id).await?;
         let url = self.shared.repository_url(&repo.full_name);
         let mut started = Vec::new();
+        let mut skipped = Vec::new();
         for env in targets.deploy {
             if done
                 .iter()
@@ -243,21 +315,118 @@ impl DeliveryWorker {
             {
                 continue;
             }
+            let key = EnvKey::new(config.app.as_str(), env.as_str());
+            if let Some(why) = self.deploying_already(&key, sha, &delivery.id).await? {
+                skipped.push(why);
+                continue;
+            }
             let new = NewOperation {
-                env: EnvKey::new(config.app.as_str(), env.as_str()),
+                env: key,
                 kind: OperationKind::Deploy,
                 source: Some(SourceSpec::Git {
                     url: url.clone(),
-                    reference: checked.sha.clone(),
+                    reference: sha.to_owned(),
                 }),
-                commit: Some(checked.sha.clone()),
+                commit: Some(sha.to_owned()),
                 args: Value::Null,
                 initiator: format!("github delivery {}", delivery.id),
             };
-            let op = self.submit(new, delivery, repo, &checked.sha).await?;
+            let op = self.submit(new, delivery, repo, sha).await?;
             started.push(format!("{} of {}/{env}", op, config.app));
         }
-        Ok(format!("started operation {}", started.join(", ")))
+        let mut outcome = Vec::new();
+        if !started.is_empty() {
+            outcome.push(format!("started operation {}", started.join(", ")));
+        }
+        if !skipped.is_empty() {
+            outcome.push(format!("skipped: {}", skipped.join("; ")));
+        }
+        Ok(outcome.join("; "))
+    }
+
+    /// Why a deploy of `sha` to `env` would repeat one that another delivery started
+    /// (a tag pushed to GitHub sends both a `push` and a `create`): that deploy is
+    /// queued or running, or it succeeded and its commit is what the environment serves.
+    /// A commit deployed earlier and replaced since is deployed again.
+    async fn deploying_already(
+        &self,
+        env: &EnvKey,
+        sha: &str,
+        delivery: &str,
+    ) -> Result<Option<String>, GitHubError> {
+        let store = &self.pipeline.fx.store;
+        let store_error =
+            |e: crate::pipeline::traits::EffectError| GitHubError::Database(e.to_string());
+        let links =
+            db::links_of_commit(&self.shared.pool, env.app.as_str(), env.env.as_str(), sha).await?;
+        for link in links
+            .iter()
+            .rev()
+            .filter(|l| l.delivery_id.as_deref() != Some(delivery))
+        {
+            let Some(op) = store
+                .operation(OperationId(link.operation_id))
+                .await
+                .map_err(store_error)?
+            else {
+                continue;
+            };
+            if op.kind != OperationKind::Deploy {
+                continue;
+            }
+            let by = format!(
+                "operation {} (delivery {})",
+                op.id,
+                link.delivery_id.as_deref().unwrap_or("none")
+            );
+            let serving = || async {
+                store
+                    .current_release(env)
+                    .await
+                    .map(|r| r.and_then(|r| r.commit).as_deref() == Some(sha))
+            };
+            match op.state {
+                OperationState::Queued | OperationState::Running => {
+                    return Ok(Some(format!(
+                        "{sha} is already being deployed to {env} by {by}"
+                    )));
+                }
+                OperationState::Succeeded if serving().await.map_err(store_error)? => {
+                    return Ok(Some(format!(
+                        "{env} already serves {sha}, deployed by {by}"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// "Re-run" on a `slipway/validate` check run: validates the commit again, as the
+    /// first validation did (a fork's gets no build; one Slipway has no record of is
+    /// treated as a fork's).
+    async fn validate_again(
+        &self,
+        delivery: &Delivery,
+        repo: &Repository,
+        check_run_id: i64,
+        head_sha: &str,
+    ) -> Result<String, GitHubError> {
+        let previous =
+            validation_db::by_check_run(&self.shared.pool, &repo.full_name, check_run_id).await?;
+        let (pull_request, from_fork) =
+            previous.map_or((None, true), |v| (v.pull_request, v.from_fork));
+        let checked = self.checkout(repo, head_sha).await?;
+        let new = NewValidation {
+            delivery_id: &delivery.id,
+            repository: &repo.full_name,
+            head_sha: &checked.sha,
+            installation_id: repo.installation,
+            pull_request,
+            from_fork,
+        };
+        let validated = self.validator.start(&new, &checked).await?;
+        Ok(format!("validated {head_sha} again: {validated}"))
     }
 
     /// Runs the operation a check run reported again (`kind: None`), or rolls its
@@ -352,94 +521,6 @@ impl DeliveryWorker {
         // The pipeline told the reporter before the link existed: tell it again.
         self.shared.reporter.report(op.id).await?;
         Ok(op.id)
-    }
-
-    /// The `slipway/validate` check run of a pull request's head commit.
-    async fn validate(
-        &self,
-        repo: &Repository,
-        checked: &Checked,
-        from_fork: bool,
-    ) -> Result<(), GitHubError> {
-        match &checked.config {
-            Ok(_) => {
-                self.post_validation(repo, &checked.sha, Ok(()), from_fork)
-                    .await
-            }
-            Err(errors) => {
-                self.post_validation(repo, &checked.sha, Err(errors), from_fork)
-                    .await
-            }
-        }
-    }
-
-    async fn post_validation(
-        &self,
-        repo: &Repository,
-        sha: &str,
-        result: Result<(), &crate::config::ConfigErrors>,
-        from_fork: bool,
-    ) -> Result<(), GitHubError> {
-        let fork_note = if from_fork {
-            "\n\nThis pull request comes from a fork: it gets the configuration check only; no build or hook runs with the app's variables."
-        } else {
-            ""
-        };
-        let (conclusion, title, summary, annotations) = match result {
-            Ok(()) => (
-                "success",
-                "slipway.yml is valid".to_owned(),
-                format!("The configuration is valid.{fork_note}"),
-                Vec::new(),
-            ),
-            Err(errors) => {
-                let annotations: Vec<Value> = errors
-                    .0
-                    .iter()
-                    .take(render::MAX_ANNOTATIONS)
-                    .map(|e| render::annotation(&e.file, e.line, e.column, &e.message))
-                    .collect();
-                let listed: Vec<String> = errors
-                    .0
-                    .iter()
-                    .map(|e| format!("- `{}:{}:{}`: {}", e.file, e.line, e.column, e.message))
-                    .collect();
-                let summary = format!(
-                    "{} problem(s) in the configuration:\n\n{}{fork_note}",
-                    errors.0.len(),
-                    listed.join("\n")
-                );
-                (
-                    "failure",
-                    "slipway.yml is not valid".to_owned(),
-                    render::truncate_chars(&summary, render::MAX_OUTPUT_CHARS),
-                    annotations,
-                )
-            }
-        };
-        let mut output = json!({ "title": title, "summary": summary });
-        if !annotations.is_empty() {
-            output["annotations"] = Value::Array(annotations);
-        }
-        let body = json!({
-            "name": "slipway/validate",
-            "head_sha": sha,
-            "status": "completed",
-            "conclusion": conclusion,
-            "completed_at": render::timestamp(now_millis()),
-            "output": output,
-        });
-        let entry = NewEntry {
-            operation_id: None,
-            installation_id: repo.installation,
-            method: "POST",
-            path: format!("/repos/{}/check-runs", repo.full_name),
-            body,
-            store_as: None,
-        };
-        db::enqueue(&self.shared.pool, None, &[entry], now_millis()).await?;
-        self.shared.outbox_wake.notify_one();
-        Ok(())
     }
 }
 

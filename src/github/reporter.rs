@@ -87,12 +87,19 @@ impl GitHubReporter {
         if op.state.is_final() && phase < FINISHED {
             let summary = op.message.clone().unwrap_or_else(|| op.state.to_string());
             entries.push(page.status(render::status_state(op.state), &summary));
-            let completed = self.completed_check_run(&op, &steps, &summary).await?;
+            let (completed, more_annotations) =
+                self.completed_check_run(&op, &steps, &summary).await?;
             entries.push(if phase >= RUNNING {
                 page.update_check_run(completed)
             } else {
                 page.create_check_run(completed)
             });
+            // GitHub takes 50 annotations per request and appends those of each update.
+            entries.extend(
+                more_annotations
+                    .into_iter()
+                    .map(|b| page.update_check_run(b)),
+            );
             entries.push(page.deployment_status(render::deployment_state(op.state), &summary));
             if op.state == OperationState::Succeeded {
                 entries.extend(self.replaced_deployment(&op).await?);
@@ -114,12 +121,14 @@ impl GitHubReporter {
         Ok(())
     }
 
+    /// The body that completes an operation's check run, and the updates that carry its
+    /// annotations past the first 50.
     async fn completed_check_run(
         &self,
         op: &Operation,
         steps: &[StepRecord],
         summary: &str,
-    ) -> Result<Value, GitHubError> {
+    ) -> Result<(Value, Vec<Value>), GitHubError> {
         let lines = self
             .store
             .log_lines(op.id, 0, 200_000)
@@ -139,15 +148,13 @@ impl GitHubReporter {
                 ..l.clone()
             })
             .collect();
-        let mut output = json!({
+        let output = json!({
             "title": render::truncate_chars(&format!("{} {}", op.kind, op.state), 255),
             "summary": render::truncate_chars(&format!("{}\n\n{}", summary, render::steps_table(steps)), render::MAX_OUTPUT_CHARS),
             "text": render::log_tail(&tail),
         });
-        let annotations = render::annotations_from_log(&lines);
-        if !annotations.is_empty() {
-            output["annotations"] = Value::Array(annotations);
-        }
+        let (output, more_annotations) =
+            render::with_annotation_batches(output, render::annotations_from_log(&lines));
         let mut body = json!({
             "status": "completed",
             "conclusion": render::conclusion(op.state),
@@ -160,7 +167,7 @@ impl GitHubReporter {
         ) {
             body["actions"] = json!([render::rollback_action()]);
         }
-        Ok(body)
+        Ok((body, more_annotations))
     }
 
     /// `inactive` for the deployment of the release this operation replaced.
@@ -238,6 +245,7 @@ impl<'a> Page<'a> {
             path,
             body,
             store_as,
+            validation_id: None,
         }
     }
 
