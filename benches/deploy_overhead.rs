@@ -60,6 +60,7 @@ async fn run() {
         github_token: None,
         github: Default::default(),
         output_masker: None,
+        router_options: Default::default(),
     };
     let server = slipway::server::start(options)
         .await

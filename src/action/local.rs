@@ -77,6 +77,7 @@ pub async fn deploy(
             public_url: String::new(),
         },
         output_masker: crate::server::own_binary(),
+        router_options: Default::default(),
     };
     printer.line(&format!(
         "Slipway: running the pipeline in this job ({} runtime)",

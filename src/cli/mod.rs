@@ -248,6 +248,13 @@ pub struct ServerArgs {
     /// The HTTP router.
     #[arg(long, env = "SLIPWAY_ROUTER", default_value = "127.0.0.1:8080")]
     pub router: SocketAddr,
+    /// How long the router waits for an instance's response headers before a 504.
+    #[arg(long, env = "SLIPWAY_ROUTER_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = crate::config::parse_duration)]
+    pub router_upstream_timeout: std::time::Duration,
+    /// How long the router waits to connect to an instance before trying another (GET,
+    /// HEAD) or answering 502.
+    #[arg(long, env = "SLIPWAY_ROUTER_CONNECT_TIMEOUT", default_value = "5s", value_parser = crate::config::parse_duration)]
+    pub router_connect_timeout: std::time::Duration,
     #[arg(long, env = "SLIPWAY_RUNTIME", value_enum, default_value = "local")]
     pub runtime: RuntimeKind,
     /// For links posted to GitHub.
@@ -316,6 +323,10 @@ impl ServerArgs {
                 public_url: String::new(),
             },
             output_masker: crate::server::own_binary(),
+            router_options: crate::router::RouterOptions {
+                upstream_timeout: self.router_upstream_timeout,
+                connect_timeout: self.router_connect_timeout,
+            },
         }
     }
 }

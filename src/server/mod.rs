@@ -55,6 +55,8 @@ pub struct ServerOptions {
     /// The `slipway` binary, to mask instance output with `slipway __mask-log` (local
     /// runtime); `None` writes instance output to its file unmasked.
     pub output_masker: Option<PathBuf>,
+    /// The router's timeouts.
+    pub router_options: RouterOptions,
 }
 
 /// The running `slipway` binary, when this process is one: what masks instance output.
@@ -76,6 +78,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("github_token", &self.github_token.as_ref().map(|_| "****"))
             .field("github", &self.github)
             .field("output_masker", &self.output_masker)
+            .field("router_options", &self.router_options)
             .finish()
     }
 }
@@ -170,7 +173,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     let sqlite = Arc::new(SqliteStore::open(&data_dir).await?);
     let pool = sqlite.pool().clone();
     let store: Arc<dyn Store> = sqlite.clone();
-    let router = Router::new(router_addr, RouterOptions::default());
+    let router = Router::new(router_addr, options.router_options.clone());
     let github_options = crate::github::GitHubOptions {
         public_url: options
             .public_url
