@@ -14,7 +14,7 @@ VERSION = open(os.path.join(HERE, "VERSION")).read().strip()
 BROKEN = os.path.exists(os.path.join(HERE, "BROKEN"))
 IGNORE_TERM = os.path.exists(os.path.join(HERE, "IGNORE_TERM"))
 KEYS = ["SLIPWAY_APP", "SLIPWAY_ENVIRONMENT", "SLIPWAY_SERVICE", "SLIPWAY_RELEASE", "SLIPWAY_COMMIT",
-        "SLIPWAY_OPERATION", "SLIPWAY_CONTAINER_SIZE", "PORT"]
+        "SLIPWAY_OPERATION", "SLIPWAY_CONTAINER_SIZE", "PORT", "GREETING"]
 
 
 class Handler(BaseHTTPRequestHandler):
