@@ -181,7 +181,7 @@ fn cancelling_a_deploy_stuck_in_before_release_leaves_the_old_release_untouched(
             ],
         )
         .ok();
-    let op = op.stdout.trim().to_owned();
+    let op: i64 = op.stdout.trim().parse().expect("an operation id");
     wait_until(
         Duration::from_secs(30),
         "the before_release hook runs",
@@ -193,11 +193,11 @@ fn cancelling_a_deploy_stuck_in_before_release_leaves_the_old_release_untouched(
         .parse()
         .unwrap();
 
-    ws.cli(&server, &["cancel", &op]).ok();
+    ws.cli(&server, &["cancel", &op.to_string()]).ok();
     wait_until(Duration::from_secs(30), "the deploy ends cancelled", || {
         operations(&ws, &server, "ops", "prod")
             .iter()
-            .any(|o| o["id"].to_string() == op && state_of(o) == "cancelled")
+            .any(|o| o["id"] == op && state_of(o) == "cancelled")
     });
     wait_until(Duration::from_secs(10), "the hook is killed", || {
         !procs::alive(hook)
