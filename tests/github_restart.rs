@@ -97,12 +97,22 @@ fn a_pull_request_with_a_broken_config_gets_a_failing_validate_check_with_annota
 
     wait_until(
         Duration::from_secs(60),
-        "the validate check run is posted",
-        || !of(&fake.accepted(), CREATE_CHECK).is_empty(),
+        "the validate check run is completed",
+        || {
+            fake.check_run_id("slipway/validate", &head)
+                .is_some_and(|id| !fake.check_run_updates(id).is_empty())
+        },
     );
-    let check = &of(&fake.accepted(), CREATE_CHECK)[0];
-    assert_eq!(check.body["name"], "slipway/validate");
-    assert_eq!(check.body["head_sha"], head.as_str());
+    let created = of(&fake.accepted(), CREATE_CHECK);
+    assert_eq!(created.len(), 1, "one validate check run: {created:#?}");
+    assert_eq!(created[0].body["name"], "slipway/validate");
+    assert_eq!(created[0].body["head_sha"], head.as_str());
+    assert_eq!(created[0].body["status"], "in_progress");
+    let id = fake
+        .check_run_id("slipway/validate", &head)
+        .expect("its id");
+    let check = &fake.check_run_updates(id)[0];
+    assert_eq!(check.body["status"], "completed");
     assert_eq!(check.body["conclusion"], "failure");
     let annotation = &check.body["output"]["annotations"][0];
     assert_eq!(annotation["path"], "slipway.yml");

@@ -73,8 +73,23 @@ impl Drop for Server {
 }
 
 pub fn serve(ws: &Workspace, fake: &FakeGitHub) -> Server {
+    serve_with(ws, fake, &[], Some(TOKEN))
+}
+
+/// A server with more flags, and `GITHUB_TOKEN` set to `token` (or not set at all).
+pub fn serve_with(
+    ws: &Workspace,
+    fake: &FakeGitHub,
+    flags: &[String],
+    token: Option<&str>,
+) -> Server {
     let stderr = std::fs::File::create(ws.path("server.stderr")).expect("stderr file");
-    let mut child = Command::new(SLIPWAY)
+    let mut command = Command::new(SLIPWAY);
+    command.env_remove("GITHUB_TOKEN");
+    if let Some(token) = token {
+        command.env("GITHUB_TOKEN", token);
+    }
+    let mut child = command
         .args([
             "serve",
             "--listen",
@@ -92,7 +107,7 @@ pub fn serve(ws: &Workspace, fake: &FakeGitHub) -> Server {
         ])
         .arg("--github-git-url")
         .arg(format!("file://{}", ws.path("git").display()))
-        .env("GITHUB_TOKEN", TOKEN)
+        .args(flags)
         .env("RUST_LOG", "info")
         .current_dir(ws.root())
         .stdin(Stdio::null())
@@ -321,5 +336,48 @@ pub fn assert_no_secret(ws: &Workspace, server: &Server, fake: &FakeGitHub) {
             !stderr.contains(secret) && !stdout.contains(secret) && !posted.contains(secret),
             "a secret leaked"
         );
+    }
+}
+
+/// What the server's log says it did with a delivery, once it worked on it.
+pub fn delivery_outcome(ws: &Workspace, delivery: &str) -> Option<String> {
+    let stderr =
+        without_colours(&std::fs::read_to_string(ws.path("server.stderr")).unwrap_or_default());
+    stderr
+        .lines()
+        .find(|l| l.contains(&format!("delivery={delivery} ")) && l.contains("GitHub delivery:"))
+        .map(str::to_owned)
+}
+
+/// The text of a log without its ANSI colour sequences (`ESC [ ... m`).
+pub fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Waits until the server worked on a delivery; returns its log line.
+pub fn wait_for_outcome(ws: &Workspace, delivery: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(line) = delivery_outcome(ws, delivery) {
+            return line;
+        }
+        if std::time::Instant::now() > deadline {
+            let stderr = std::fs::read_to_string(ws.path("server.stderr")).unwrap_or_default();
+            panic!("delivery {delivery} was not worked on within 60s; the server said:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
 }

@@ -37,6 +37,8 @@ pub struct Recorded {
     pub body: Value,
     /// What the fake answered.
     pub status: u16,
+    /// The body of its answer (`id` of a created check run, an installation token…).
+    pub answer: Value,
 }
 
 impl Recorded {
@@ -121,6 +123,27 @@ impl FakeGitHub {
         self.lock().violations.clone()
     }
 
+    /// The `id` GitHub gave the check run created for `head_sha` with this name.
+    pub fn check_run_id(&self, name: &str, head_sha: &str) -> Option<i64> {
+        self.accepted()
+            .into_iter()
+            .find(|r| {
+                r.method == "POST"
+                    && r.path.ends_with("/check-runs")
+                    && r.body["name"] == name
+                    && r.body["head_sha"] == head_sha
+            })
+            .and_then(|r| r.answer["id"].as_i64())
+    }
+
+    /// The accepted updates of one check run, in order.
+    pub fn check_run_updates(&self, id: i64) -> Vec<Recorded> {
+        self.accepted()
+            .into_iter()
+            .filter(|r| r.method == "PATCH" && r.path.ends_with(&format!("/check-runs/{id}")))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -152,6 +175,7 @@ async fn answer(
         authorization: authorization.clone(),
         body: body.clone(),
         status: 0,
+        answer: Value::Null,
     };
 
     if inner.fail_first > 0 {
@@ -209,11 +233,12 @@ async fn answer(
     problems.extend(schema::check_request(&spec, &key, &operation, &path, &body));
     let id = inner.next_id;
     inner.next_id += 1;
-    let (status, response) = schema::example_response(&spec, &key, id);
+    let (status, response) = schema::example_response(&spec, &key, id, &operation);
     for problem in problems {
         inner.violations.push(format!("{key}: {problem}"));
     }
     record.status = status;
+    record.answer = response.clone();
     inner.requests.push(record);
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),

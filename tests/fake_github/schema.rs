@@ -216,8 +216,15 @@ pub fn validate(schema: &Value, value: &Value, at: &str, problems: &mut Vec<Stri
     }
 }
 
-/// The spec's example answer of an operation, with a fresh `id`.
-pub fn example_response(spec: &Value, key: &str, id: i64) -> (u16, Value) {
+/// The spec's example answer of an operation, with a fresh `id`. An installation token
+/// is one per installation (`ghs_fake_installation_<id>`) that expires in an hour (the
+/// spec's example expired in 2016, which no cache would keep).
+pub fn example_response(
+    spec: &Value,
+    key: &str,
+    id: i64,
+    params: &[(String, String)],
+) -> (u16, Value) {
     let examples = &spec["components"]["examples"];
     let (status, example) = match key {
         k if k.ends_with("/statuses/{sha}") => (201, "status"),
@@ -235,6 +242,21 @@ pub fn example_response(spec: &Value, key: &str, id: i64) -> (u16, Value) {
     }
     if value.get("id").is_some() {
         value["id"] = json!(id);
+    }
+    if key.ends_with("/access_tokens") {
+        let installation = params
+            .iter()
+            .find(|(name, _)| name == "installation_id")
+            .map_or("", |(_, v)| v.as_str());
+        value["token"] = json!(format!("ghs_fake_installation_{installation}"));
+        let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        value["expires_at"] = json!(in_an_hour
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| t
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok())
+            .unwrap_or_default());
     }
     (status, value)
 }
