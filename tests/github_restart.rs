@@ -216,3 +216,75 @@ fn a_pull_request_gets_a_preview_that_its_closing_tears_down() {
     );
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_validation_whose_build_a_killed_server_left_running_is_completed_by_the_next_server() {
+    let ws = Workspace::new();
+    let started = ws.path("the-build-started");
+    let gate = ws.path("let-the-build-finish");
+    let mut app = App::new("shop", "v1");
+    app.build_hook = Some(common::app::yaml_str(&format!(
+        "touch '{}'; while [ ! -f '{}' ]; do sleep 0.05; done; echo the build went through",
+        started.display(),
+        gate.display()
+    )));
+    repository(&ws, &app);
+    let head = common::app::git_commit_all(&ws.path("work/shop"), "a change");
+    git_push(&ws, "HEAD:refs/heads/changes");
+    // GitHub is down for the first server: what it owes GitHub stays in its outbox (a
+    // request GitHub accepted just before a kill may be sent twice, which is GitHub's
+    // "at least once", not what this test is about).
+    let down = FakeGitHub::start_failing(usize::MAX, Outage::ServerError);
+    let server = serve(&ws, &down);
+    let body = pull_request_payload("opened.payload.json", &head).to_string();
+    assert_eq!(
+        deliver(
+            &server,
+            "pull_request",
+            "pr-killed",
+            body.as_bytes(),
+            "application/json"
+        )
+        .0,
+        202
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the validation's build runs",
+        || started.exists(),
+    );
+    drop(server); // SIGKILL while the build waits at the gate.
+    assert!(down.accepted().is_empty());
+
+    std::fs::write(&gate, "").expect("open the gate");
+    let up = FakeGitHub::start();
+    let _server = serve(&ws, &up);
+    wait_until(
+        Duration::from_secs(60),
+        "the next server completes the check run",
+        || {
+            up.check_run_id("slipway/validate", &head)
+                .is_some_and(|id| {
+                    up.check_run_updates(id)
+                        .iter()
+                        .any(|u| u.body["status"] == "completed")
+                })
+        },
+    );
+    let id = up
+        .check_run_id("slipway/validate", &head)
+        .expect("the check run");
+    let completed = up.check_run_updates(id).remove(0);
+    assert_eq!(
+        completed.body["conclusion"], "success",
+        "{:#?}",
+        completed.body
+    );
+    assert!(completed.body["output"]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("the build went through")));
+    let created = of(&up.accepted(), CREATE_CHECK);
+    assert_eq!(created.len(), 1, "one check run: {created:#?}");
+    assert_eq!(created[0].body["status"], "in_progress");
+    assert_eq!(up.violations(), Vec::<String>::new());
+}
