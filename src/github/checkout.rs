@@ -52,6 +52,8 @@ impl Checkout {
                 url,
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
+                // A pull request from a fork has its head only here on GitHub.
+                "+refs/pull/*/head:refs/remotes/pull/*",
             ],
             token,
         )

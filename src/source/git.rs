@@ -40,6 +40,8 @@ pub async fn fetch(
             url,
             "+refs/heads/*:refs/remotes/origin/*",
             "+refs/tags/*:refs/tags/*",
+            // A pull request from a fork has its head only here on GitHub.
+            "+refs/pull/*/head:refs/remotes/pull/*",
         ],
         token,
     )
