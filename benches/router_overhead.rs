@@ -19,14 +19,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::load::{self, LoadOptions, Sample};
+use common::load::{self, LoadOptions, Outcome, Sample};
 use common::stats::{ms, ratio, ratio_of, Summary};
 use slipway::ids::{EnvKey, ReleaseNumber};
 use slipway::pipeline::traits::{Backend, Traffic};
 use slipway::router::{Router, RouterOptions};
 
 const CONNECTIONS: usize = 32;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const ROUND_LENGTH: Duration = Duration::from_secs(5);
 const WARM_UP: Duration = Duration::from_secs(1);
 
@@ -37,6 +37,8 @@ struct Target {
     host: String,
     samples: Vec<Sample>,
     elapsed: Duration,
+    /// Requests/s of each round, to show the noise.
+    per_round: Vec<f64>,
 }
 
 fn main() {
@@ -99,6 +101,8 @@ fn main() {
             for offset in 0..count {
                 let target = &mut targets[(round + offset) % count];
                 let (samples, elapsed) = load::run_for(target.options(), ROUND_LENGTH).await;
+                let served = samples.iter().filter(|s| s.outcome == Outcome::Ok).count();
+                target.per_round.push(served as f64 / elapsed.as_secs_f64());
                 target.samples.extend(samples);
                 target.elapsed += elapsed;
             }
@@ -127,6 +131,7 @@ impl Target {
             host: host.to_owned(),
             samples: Vec::new(),
             elapsed: Duration::ZERO,
+            per_round: Vec::new(),
         }
     }
 
@@ -151,7 +156,8 @@ fn report(targets: &[Target]) -> String {
     let mut out = format!(
         "A trivial app (hyper, `200 hello`) under {CONNECTIONS} keep-alive connections, \
          {ROUNDS} interleaved rounds of {}s per target after a {}s warm-up each.\n\n\
-         | target | requests | requests/s | p50 | p99 | max | failures |\n|---|---|---|---|---|---|---|\n",
+         | target | requests | requests/s | requests/s per round | p50 | p99 | max | failures |\n\
+         |---|---|---|---|---|---|---|---|\n",
         ROUND_LENGTH.as_secs(),
         WARM_UP.as_secs()
     );
@@ -161,10 +167,16 @@ fn report(targets: &[Target]) -> String {
         .collect();
     for (target, summary) in &summaries {
         out += &format!(
-            "| {} | {} | {:.0} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
             target.name,
             summary.attempts,
             target.requests_per_second(summary),
+            target
+                .per_round
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
             ms(summary.percentile(50.0)),
             ms(summary.percentile(99.0)),
             ms(summary.max()),
@@ -177,12 +189,19 @@ fn report(targets: &[Target]) -> String {
     };
     let mut compare = |baseline: &str| {
         if let Some((base, base_summary)) = find(baseline) {
+            let per_round: Vec<String> = slipway
+                .per_round
+                .iter()
+                .zip(&base.per_round)
+                .map(|(s, b)| ratio(*s, *b))
+                .collect();
             out += &format!(
-                "\nSlipway / {baseline}: throughput {}, p50 {}, p99 {}",
+                "\nSlipway / {baseline}: throughput {} (per round: {}), p50 {}, p99 {}",
                 ratio(
                     slipway.requests_per_second(slipway_summary),
                     base.requests_per_second(base_summary)
                 ),
+                per_round.join(" / "),
                 ratio_of(
                     slipway_summary.percentile(50.0),
                     base_summary.percentile(50.0)
