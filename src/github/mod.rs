@@ -187,6 +187,7 @@ impl GitHub {
             credentials: Arc::new(credentials),
             checkout: Checkout {
                 dir: data_dir.join("github").join("git"),
+                sources: data_dir.join("sources"),
             },
             reporter,
             outbox_wake,

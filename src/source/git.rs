@@ -19,7 +19,28 @@ pub async fn fetch(
     token: Option<&str>,
     log: &OperationLog,
 ) -> EffectResult<FetchedSource> {
-    let cache = data_dir.join("git").join(format!(
+    log.line(format!("    git fetch {url}")).await;
+    checkout(
+        &data_dir.join("git"),
+        &data_dir.join("sources"),
+        url,
+        reference,
+        token,
+    )
+    .await
+}
+
+/// Fetches `url` into a bare cache under `caches` and extracts the commit `reference`
+/// names into `sources/git-<sha>` (once: an existing tree is reused). Callers that may
+/// fetch at the same moment keep their own `caches`, so git's ref locks never collide.
+pub async fn checkout(
+    caches: &Path,
+    sources: &Path,
+    url: &str,
+    reference: &str,
+    token: Option<&str>,
+) -> EffectResult<FetchedSource> {
+    let cache = caches.join(format!(
         "{}.git",
         &hex::encode(Sha256::digest(url.as_bytes()))[..16]
     ));
@@ -29,7 +50,6 @@ pub async fn fetch(
             .map_err(|e| failed(format!("cannot create {}: {e}", cache.display())))?;
         git(&cache, &["init", "--bare", "--quiet"], token).await?;
     }
-    log.line(format!("    git fetch {url}")).await;
     git(
         &cache,
         &[
@@ -47,16 +67,19 @@ pub async fn fetch(
     )
     .await?;
     let sha = resolve(&cache, reference, token).await?;
-    let dir = data_dir.join("sources").join(format!("git-{sha}"));
+    let dir = sources.join(format!("git-{sha}"));
     if !dir.is_dir() {
         let archive = git(&cache, &["archive", "--format=tar", &sha], token).await?;
-        let parent = data_dir.join("sources");
-        let staging = parent.join(format!(".git-{sha}-{}", rand::random::<u32>()));
+        let staging = sources.join(format!(".git-{sha}-{}", rand::random::<u32>()));
         let target = dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&staging)?;
             tar::Archive::new(archive.as_slice()).unpack(&staging)?;
-            std::fs::rename(&staging, &target)
+            match std::fs::rename(&staging, &target) {
+                // Another fetch of the same commit got there first: same content.
+                Err(_) if target.is_dir() => std::fs::remove_dir_all(&staging),
+                other => other,
+            }
         })
         .await
         .map_err(|e| failed(e.to_string()))?

@@ -122,6 +122,18 @@ async fn load_dir_blocking(dir: PathBuf, app: String) -> Result<AppConfig, Confi
 /// Fetches a git ref into `<data>/sources/git-<sha>`, authenticating with `token` (a
 /// GitHub installation token): what the GitHub integration uses when each repository
 /// has its own token.
+/// Fetches a git ref without an operation (to read a commit's configuration before any
+/// operation exists): see `git::checkout`.
+pub async fn checkout_git(
+    caches: &std::path::Path,
+    sources: &std::path::Path,
+    url: &str,
+    reference: &str,
+    token: Option<&str>,
+) -> EffectResult<FetchedSource> {
+    git::checkout(caches, sources, url, reference, token).await
+}
+
 pub async fn fetch_git(
     data_dir: &std::path::Path,
     url: &str,
