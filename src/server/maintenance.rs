@@ -1,5 +1,6 @@
 //! Maintenance: an operator holds an environment's requests at the router (the same
-//! mechanism a `deploy` hook uses), and releases them when the work is done.
+//! mechanism a `deploy` hook uses), and releases them when the work is done. It is kept in
+//! the database, so a server restart does not lift it.
 
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub async fn set_maintenance(
     ApiJson(request): ApiJson<MaintenanceRequest>,
 ) -> ApiResult<Json<MaintenanceState>> {
     let env = path.authorize(&principal, Role::Deploy)?;
+    // Recorded first: a restart restores it (see `server::start`).
+    state.sqlite.set_maintenance(&env, request.on).await?;
     state
         .router
         .maintenance(&env, request.on.then_some(MAINTENANCE_WAIT));

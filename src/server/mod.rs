@@ -227,6 +227,14 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         .recover()
         .await
         .map_err(|e| ServerError::Recovery(e.to_string()))?;
+    // An environment an operator put in maintenance stays in it across a restart.
+    for env in sqlite
+        .environments_in_maintenance()
+        .await
+        .map_err(|e| ServerError::Recovery(e.to_string()))?
+    {
+        router.maintenance(&env, Some(maintenance::MAINTENANCE_WAIT));
+    }
 
     let state = AppState {
         pipeline: pipeline.clone(),

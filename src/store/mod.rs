@@ -11,6 +11,7 @@
 mod activity;
 mod error;
 mod instances;
+mod maintenance;
 mod operations;
 mod progress;
 mod releases;
