@@ -96,6 +96,23 @@ fn describe_io_error(error: &io::Error) -> String {
     }
 }
 
+/// An uptime check: healthy once the instance, started at `started_at` (unix ms), has been
+/// up for `wanted`. The caller has checked that it is running.
+pub fn uptime_check(started_at: i64, wanted: Duration) -> Result<(), String> {
+    use crate::pipeline::traits::{Clock, SystemClock};
+    let up = SystemClock.now_millis().saturating_sub(started_at).max(0);
+    let up = Duration::from_millis(u64::try_from(up).unwrap_or(0));
+    if up >= wanted {
+        Ok(())
+    } else {
+        Err(format!(
+            "up for {} of {}",
+            human::duration(Duration::from_secs(up.as_secs())),
+            human::duration(wanted)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

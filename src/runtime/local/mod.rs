@@ -27,8 +27,8 @@ use crate::config::model::HealthCheck;
 use crate::pipeline::log::OperationLog;
 use crate::pipeline::model::{Artifact, InstanceRecord};
 use crate::pipeline::traits::{
-    BuildSpec, Clock, CommandOutcome, CommandSpec, EffectError, EffectResult, InstanceSpec,
-    Runtime, StopOutcome, SystemClock,
+    BuildSpec, CommandOutcome, CommandSpec, EffectError, EffectResult, InstanceSpec, Runtime,
+    StopOutcome,
 };
 use crate::runtime::health;
 use crate::runtime::human;
@@ -186,22 +186,7 @@ impl Runtime for LocalRuntime {
                 self.check_command(instance, command, *timeout, artifact)
                     .await
             }
-            HealthCheck::Uptime(wanted) => {
-                let up = SystemClock
-                    .now_millis()
-                    .saturating_sub(instance.started_at)
-                    .max(0);
-                let up = Duration::from_millis(u64::try_from(up).unwrap_or(0));
-                if up >= *wanted {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "up for {} of {}",
-                        human::duration(Duration::from_secs(up.as_secs())),
-                        human::duration(*wanted)
-                    ))
-                }
-            }
+            HealthCheck::Uptime(wanted) => health::uptime_check(instance.started_at, *wanted),
         }
     }
 
