@@ -255,6 +255,10 @@ pub struct ServerArgs {
     /// HEAD) or answering 502.
     #[arg(long, env = "SLIPWAY_ROUTER_CONNECT_TIMEOUT", default_value = "5s", value_parser = crate::config::parse_duration)]
     pub router_connect_timeout: std::time::Duration,
+    /// Threads serving the router's connections, each with its own event loop (default:
+    /// one per core).
+    #[arg(long, env = "SLIPWAY_ROUTER_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub router_workers: Option<u16>,
     #[arg(long, env = "SLIPWAY_RUNTIME", value_enum, default_value = "local")]
     pub runtime: RuntimeKind,
     /// For links posted to GitHub.
@@ -326,6 +330,9 @@ impl ServerArgs {
             router_options: crate::router::RouterOptions {
                 upstream_timeout: self.router_upstream_timeout,
                 connect_timeout: self.router_connect_timeout,
+                workers: self
+                    .router_workers
+                    .map_or_else(crate::router::default_workers, usize::from),
             },
         }
     }

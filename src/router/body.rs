@@ -1,7 +1,8 @@
 //! The one body type the router sends and answers with: nothing, a short text of its own,
 //! or a streamed body from the other side. An enum rather than a boxed trait object, so the
-//! hot path does not allocate for it; the streamed variant carries the backend's in-flight
-//! guard, so a response counts as in flight until its last byte has been passed on.
+//! hot path does not allocate for it. A response streamed from an instance carries the
+//! instance's in-flight guard, so it counts as in flight until its last byte has been
+//! passed on, and the lease of its connection, which goes back to the pool at that moment.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,16 +11,20 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::inflight::InFlightGuard;
+use super::pool::Lease;
 
 #[derive(Debug)]
 pub(crate) enum RouterBody {
     Empty,
     /// A body the router wrote itself (an error page).
     Text(Option<Bytes>),
-    /// A body streamed from the client or from a backend, frame by frame, never buffered.
-    Stream {
+    /// A request body streamed from the client, frame by frame, never buffered.
+    Request(Incoming),
+    /// A response body streamed from an instance, frame by frame, never buffered.
+    Response {
         inner: Incoming,
         guard: Option<InFlightGuard>,
+        lease: Option<Lease>,
     },
 }
 
@@ -28,8 +33,20 @@ impl RouterBody {
         RouterBody::Text(Some(text.into()))
     }
 
-    pub(crate) fn stream(inner: Incoming, guard: Option<InFlightGuard>) -> Self {
-        RouterBody::Stream { inner, guard }
+    /// An instance's response body. One that is already whole (empty, or `HEAD`) gives
+    /// its connection back at once.
+    pub(crate) fn response(inner: Incoming, guard: InFlightGuard, lease: Lease) -> Self {
+        let lease = if inner.is_end_stream() {
+            lease.give_back();
+            None
+        } else {
+            Some(lease)
+        };
+        RouterBody::Response {
+            inner,
+            guard: Some(guard),
+            lease,
+        }
     }
 }
 
@@ -44,17 +61,21 @@ impl Body for RouterBody {
         match self.get_mut() {
             RouterBody::Empty => Poll::Ready(None),
             RouterBody::Text(text) => Poll::Ready(text.take().map(|bytes| Ok(Frame::data(bytes)))),
-            RouterBody::Stream { inner, guard } => {
+            RouterBody::Request(inner) => Pin::new(inner).poll_frame(cx),
+            RouterBody::Response {
+                inner,
+                guard,
+                lease,
+            } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 // The request is over when the body ends, fails, or says no more is coming:
-                // give the in-flight count back then rather than when the body is dropped.
-                let finished = match &polled {
-                    Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
-                    Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
-                    Poll::Pending => false,
-                };
-                if finished {
-                    guard.take();
+                // give the in-flight count back then rather than when the body is dropped,
+                // and the connection too when the body was read whole.
+                match &polled {
+                    Poll::Ready(None) => finish(guard, lease, true),
+                    Poll::Ready(Some(Err(_))) => finish(guard, lease, false),
+                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => finish(guard, lease, true),
+                    Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
                 }
                 polled
             }
@@ -65,7 +86,9 @@ impl Body for RouterBody {
         match self {
             RouterBody::Empty => true,
             RouterBody::Text(text) => text.is_none(),
-            RouterBody::Stream { inner, .. } => inner.is_end_stream(),
+            RouterBody::Request(inner) | RouterBody::Response { inner, .. } => {
+                inner.is_end_stream()
+            }
         }
     }
 
@@ -75,7 +98,18 @@ impl Body for RouterBody {
             RouterBody::Text(text) => {
                 SizeHint::with_exact(text.as_ref().map_or(0, |bytes| bytes.len() as u64))
             }
-            RouterBody::Stream { inner, .. } => inner.size_hint(),
+            RouterBody::Request(inner) | RouterBody::Response { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// A response is over: its in-flight count is given back, and its connection too when the
+/// body ended cleanly (a failed body leaves the connection in an unknown state: closed).
+fn finish(guard: &mut Option<InFlightGuard>, lease: &mut Option<Lease>, whole: bool) {
+    guard.take();
+    if let Some(lease) = lease.take() {
+        if whole {
+            lease.give_back();
         }
     }
 }

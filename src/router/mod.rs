@@ -9,6 +9,9 @@
 //!   wait for the old instances to finish before they are stopped.
 //! - `hold` parks new requests while a `deploy` hook runs; `release_hold` sends them to the
 //!   backends current at that moment.
+//! - Connections are served by the router's own worker threads, one single-threaded
+//!   runtime each, with a pool of keep-alive connections to the instances per worker
+//!   (`workers.rs`, `pool.rs`).
 //!
 //! **Invariant:** the router never decides what is healthy; it routes to exactly the
 //! backends the pipeline last switched to.
@@ -17,12 +20,14 @@ mod body;
 mod headers;
 mod hold;
 mod inflight;
+mod pool;
 mod probe;
 mod proxy;
 mod send;
 mod serve;
 mod table;
 mod upgrade;
+mod workers;
 
 #[cfg(test)]
 mod tests;
@@ -35,13 +40,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
-use self::body::RouterBody;
 use self::table::{Environments, Table};
+use self::workers::Workers;
 use crate::ids::{EnvKey, ReleaseNumber};
 use crate::pipeline::traits::{Backend, Traffic};
 
@@ -52,6 +54,8 @@ pub struct RouterOptions {
     pub upstream_timeout: Duration,
     /// Connecting to an instance takes longer: it counts as refused.
     pub connect_timeout: Duration,
+    /// Threads serving connections, each with its own event loop.
+    pub workers: usize,
 }
 
 impl Default for RouterOptions {
@@ -59,12 +63,15 @@ impl Default for RouterOptions {
         Self {
             upstream_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            workers: default_workers(),
         }
     }
 }
 
-/// Idle keep-alive connections to instances are closed after this.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// One worker per core, as nginx's `worker_processes auto`.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
 
 /// The router. Cheap to clone: every clone routes with the same table.
 #[derive(Clone)]
@@ -80,7 +87,7 @@ pub(crate) struct Inner {
     table: ArcSwap<Table>,
     /// The record the snapshot is built from; locked only by the pipeline's calls.
     environments: Mutex<Environments>,
-    client: Client<HttpConnector, RouterBody>,
+    workers: Workers,
     requests: AtomicU64,
 }
 
@@ -88,20 +95,14 @@ impl Router {
     /// A router that says it listens on `listen` (for `url` and `probe`); it serves once
     /// given a listener.
     pub fn new(listen: SocketAddr, options: RouterOptions) -> Router {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(options.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let workers = Workers::new(options.workers);
         Router {
             inner: Arc::new(Inner {
                 listen,
-                options,
                 table: ArcSwap::from_pointee(Table::default()),
-                environments: Mutex::new(Environments::default()),
-                client,
+                environments: Mutex::new(Environments::new(workers.count())),
+                workers,
+                options,
                 requests: AtomicU64::new(0),
             }),
         }

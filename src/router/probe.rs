@@ -5,8 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Uri};
+use hyper::{Request, Response, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use super::body::RouterBody;
 use super::headers::{X_SLIPWAY_DEBUG, X_SLIPWAY_RELEASE};
@@ -19,19 +23,17 @@ const QUOTED_BODY: usize = 200;
 
 pub(crate) async fn probe(inner: &Inner, env: &EnvKey) -> Result<ReleaseNumber, String> {
     let address = reachable(inner.listen);
-    let uri = Uri::try_from(format!("http://{address}/"))
-        .map_err(|error| format!("bad router address {address}: {error}"))?;
     let host = HeaderValue::try_from(default_host(env))
         .map_err(|_| format!("{env} has no valid host name"))?;
     let mut request = Request::new(RouterBody::Empty);
-    *request.uri_mut() = uri;
+    *request.uri_mut() = Uri::from_static("/");
     request.headers_mut().insert(header::HOST, host);
     request
         .headers_mut()
         .insert(X_SLIPWAY_DEBUG, HeaderValue::from_static("release"));
 
     let limit = inner.options.upstream_timeout + inner.options.connect_timeout;
-    let response = match tokio::time::timeout(limit, inner.client.request(request)).await {
+    let response = match tokio::time::timeout(limit, send(address, request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => return Err(format!("could not reach the router at {address}: {error}")),
         Err(_) => {
@@ -58,6 +60,23 @@ pub(crate) async fn probe(inner: &Inner, env: &EnvKey) -> Result<ReleaseNumber, 
         .trim()
         .to_owned();
     Err(format!("{status} from {}: {text}", default_host(env)))
+}
+
+/// One request on a connection of its own: probes are rare, and must not share a pool
+/// with the requests they check.
+async fn send(
+    address: SocketAddr,
+    request: Request<RouterBody>,
+) -> Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = TcpStream::connect(address).await?;
+    let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    // The connection ends with the response's body (read or dropped) and the sender.
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "the probe's connection ended with an error");
+        }
+    });
+    Ok(sender.send_request(request).await?)
 }
 
 /// The listen address as something to connect to: `0.0.0.0` means this machine.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,6 +16,7 @@ use super::body::RouterBody;
 use super::headers;
 use super::hold::HoldOutcome;
 use super::inflight::InFlightGuard;
+use super::pool::Lease;
 use super::send::{Replay, Sent};
 use super::table::{Route, Upstream};
 use super::{upgrade, Inner};
@@ -40,36 +41,48 @@ impl Inner {
     ) -> Response<RouterBody> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(mut route) = self.route(&request, connection) else {
+        let Some(route) = self.route(&request, connection) else {
             return unrouted(&request, connection);
         };
         if route.hold.is_held() {
-            match route.hold.wait().await {
-                // The backends may have changed while the request waited: the new release.
-                HoldOutcome::Released => match self.route(&request, connection) {
-                    Some(current) => route = current,
-                    None => return unrouted(&request, connection),
-                },
-                HoldOutcome::TimedOut {
-                    waited,
-                    maintenance,
-                } => {
-                    let body = if maintenance {
-                        format!(
-                            "down for maintenance: request held for {}; try again later\n",
-                            seconds(waited)
-                        )
-                    } else {
-                        format!(
-                            "deploy in progress: request held for {}; try again\n",
-                            seconds(waited)
-                        )
-                    };
-                    return text(StatusCode::SERVICE_UNAVAILABLE, body);
-                }
-            }
+            // Boxed: a held request is rare, and its wait must not weigh on the future
+            // of every request.
+            return Box::pin(self.held(route, request, connection)).await;
         }
         self.forward(&route, request, connection).await
+    }
+
+    /// A request that arrived while its environment's requests are held.
+    async fn held(
+        &self,
+        route: Arc<Route>,
+        request: Request<Incoming>,
+        connection: &Connection,
+    ) -> Response<RouterBody> {
+        match route.hold.wait().await {
+            // The backends may have changed while the request waited: the new release.
+            HoldOutcome::Released => match self.route(&request, connection) {
+                Some(current) => self.forward(&current, request, connection).await,
+                None => unrouted(&request, connection),
+            },
+            HoldOutcome::TimedOut {
+                waited,
+                maintenance,
+            } => {
+                let body = if maintenance {
+                    format!(
+                        "down for maintenance: request held for {}; try again later\n",
+                        seconds(waited)
+                    )
+                } else {
+                    format!(
+                        "deploy in progress: request held for {}; try again\n",
+                        seconds(waited)
+                    )
+                };
+                text(StatusCode::SERVICE_UNAVAILABLE, body)
+            }
+        }
     }
 
     /// The route of a request: its connection's environment, else its `Host`.
@@ -84,7 +97,7 @@ impl Inner {
     async fn forward(
         &self,
         route: &Route,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         connection: &Connection,
     ) -> Response<RouterBody> {
         let Some(upstream) = route.pick().cloned() else {
@@ -93,55 +106,21 @@ impl Inner {
                 route.no_healthy_body.clone(),
             );
         };
-        let upgrading = headers::is_upgrade(request.headers());
-        let client_upgrade = upgrading.then(|| hyper::upgrade::on(&mut request));
-        let wants_release = headers::wants_release(request.headers());
-
-        let (mut parts, body) = request.into_parts();
-        let original_host = parts.headers.get(header::HOST).cloned();
-        headers::strip_hop_by_hop(&mut parts.headers, upgrading);
-        headers::set_forwarded(
-            &mut parts.headers,
-            &connection.client_ip,
-            original_host.clone(),
-        );
-        if original_host.is_none() {
-            // An HTTP/2 request names its host in the URI; HTTP/1.1 to the instance needs it.
-            if let Some(host) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
-                parts.headers.insert(header::HOST, host);
-            }
-        }
-        parts.version = Version::HTTP_11;
-        parts.extensions.clear();
-
-        // Only a request without a body can be sent twice.
-        let replayable = matches!(parts.method, Method::GET | Method::HEAD)
-            && body.is_end_stream()
-            && !upgrading;
-        let replay = replayable.then(|| Replay {
-            method: parts.method.clone(),
-            headers: parts.headers.clone(),
-        });
-        let body = if replayable {
-            RouterBody::Empty
-        } else {
-            RouterBody::stream(body, None)
-        };
-
+        let Outgoing {
+            request,
+            replay,
+            client_upgrade,
+            wants_release,
+        } = outgoing(request, &upstream, connection);
         let Sent {
             upstream,
             guard,
             outcome,
-        } = self
-            .send(route, upstream, Request::from_parts(parts, body), replay)
-            .await;
+        } = self.send(route, upstream, request, replay).await;
         match outcome {
-            Ok(response) => answer(
+            Ok((response, lease)) => answer(
                 response,
+                lease,
                 &upstream,
                 guard,
                 client_upgrade,
@@ -153,10 +132,81 @@ impl Inner {
     }
 }
 
+/// A client's request made ready for an instance, with what its answer will need.
+struct Outgoing {
+    request: Request<RouterBody>,
+    replay: Option<Replay>,
+    client_upgrade: Option<OnUpgrade>,
+    wants_release: bool,
+}
+
+/// The request as the instance gets it: hop-by-hop headers removed, `X-Forwarded-*` set,
+/// a `Host` always, HTTP/1.1 in origin form. Kept out of the async functions, so none of
+/// its temporaries is part of the request's future.
+fn outgoing(
+    mut request: Request<Incoming>,
+    upstream: &Upstream,
+    connection: &Connection,
+) -> Outgoing {
+    let upgrading = headers::is_upgrade(request.headers());
+    let client_upgrade = upgrading.then(|| hyper::upgrade::on(&mut request));
+    let wants_release = headers::wants_release(request.headers());
+
+    let (mut parts, body) = request.into_parts();
+    let original_host = parts.headers.get(header::HOST).cloned();
+    headers::strip_hop_by_hop(&mut parts.headers, upgrading);
+    headers::set_forwarded(
+        &mut parts.headers,
+        &connection.client_ip,
+        original_host.clone(),
+    );
+    if original_host.is_none() {
+        // An HTTP/2 request names its host in the URI (an HTTP/1.0 one may name none);
+        // HTTP/1.1 to the instance needs one.
+        let authority = parts.uri.authority().unwrap_or(&upstream.authority);
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, host);
+        }
+    }
+    parts.uri = origin_form(&parts.uri);
+    parts.version = Version::HTTP_11;
+    parts.extensions.clear();
+
+    // Only a request without a body can be sent twice.
+    let replayable =
+        matches!(parts.method, Method::GET | Method::HEAD) && body.is_end_stream() && !upgrading;
+    let replay = replayable.then(|| Replay {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+    });
+    let body = if replayable {
+        RouterBody::Empty
+    } else {
+        RouterBody::Request(body)
+    };
+    Outgoing {
+        request: Request::from_parts(parts, body),
+        replay,
+        client_upgrade,
+        wants_release,
+    }
+}
+
+/// `/path?query`, as a request to an instance names its target.
+fn origin_form(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(_) if uri.scheme().is_none() && uri.authority().is_none() => uri.clone(),
+        Some(path) => Uri::from(path.clone()),
+        None => Uri::from_static("/"),
+    }
+}
+
 /// Passes an instance's response back: hop-by-hop headers removed, the release named if
 /// asked, the body streamed (and counted) until its end; a 101 becomes a tunnel.
 fn answer(
     mut response: Response<Incoming>,
+    lease: Lease,
     upstream: &Upstream,
     guard: InFlightGuard,
     client_upgrade: Option<OnUpgrade>,
@@ -177,11 +227,12 @@ fn answer(
     }
     let body = match tunnel {
         Some((client_side, upstream_side)) => {
-            // The tunnel carries the in-flight count until it closes.
-            upgrade::spawn_tunnel(connection, client_side, upstream_side, guard);
+            // The tunnel carries the in-flight count until it closes; the connection is
+            // the tunnel's now, never the pool's again.
+            upgrade::spawn_tunnel(connection, client_side, upstream_side, (guard, lease));
             RouterBody::Empty
         }
-        None => RouterBody::stream(body, Some(guard)),
+        None => RouterBody::response(body, guard, lease),
     };
     Response::from_parts(parts, body)
 }

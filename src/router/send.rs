@@ -1,25 +1,27 @@
 //! Sending a request to an instance: one try with a deadline for the response headers,
 //! and for a request that can safely be sent twice (GET or HEAD without a body) a second
 //! try on another instance when the first could not be reached or died before answering —
-//! the case of an old instance stopped at the end of a drain.
+//! the case of an old instance stopped at the end of a drain. A request that was never
+//! written (its pooled connection had been closed by the instance while idle) goes on a
+//! fresh connection, whatever its method.
 
 use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
-use hyper::http::uri::{PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 
 use super::body::RouterBody;
 use super::inflight::InFlightGuard;
+use super::pool::{ConnectError, Lease};
 use super::proxy::{seconds, text};
 use super::table::{Route, Upstream};
 use super::Inner;
 
 /// Why a request got no answer from an instance.
 pub(crate) enum SendError {
-    Connect(hyper_util::client::legacy::Error),
-    Failed(hyper_util::client::legacy::Error),
+    Connect(ConnectError),
+    Failed(hyper::Error),
     TimedOut,
 }
 
@@ -29,9 +31,7 @@ impl SendError {
     fn worth_retrying(&self) -> bool {
         match self {
             SendError::Connect(_) => true,
-            SendError::Failed(error) => std::error::Error::source(error)
-                .and_then(|cause| cause.downcast_ref::<hyper::Error>())
-                .is_some_and(|cause| cause.is_incomplete_message() || cause.is_canceled()),
+            SendError::Failed(error) => error.is_incomplete_message() || error.is_canceled(),
             SendError::TimedOut => false,
         }
     }
@@ -41,45 +41,46 @@ impl SendError {
 /// header copy is the one allocation the retry costs.
 pub(crate) struct Replay {
     pub method: Method,
+    pub uri: Uri,
     pub headers: HeaderMap,
 }
 
-/// The answer of an instance, with the instance that gave it and its in-flight guard.
+/// The answer of an instance, with the instance that gave it, its in-flight guard and the
+/// connection it came on.
 pub(crate) struct Sent {
     pub upstream: Arc<Upstream>,
     pub guard: InFlightGuard,
-    pub outcome: Result<Response<Incoming>, SendError>,
+    pub outcome: Result<(Response<Incoming>, Lease), SendError>,
 }
 
 impl Inner {
-    /// Sends `request` (whose URI is only a path) to `upstream`, and once more to another
-    /// instance when `replay` allows it and the first could not have answered.
+    /// Sends `request` (in origin form) to `upstream`, and once more to another instance
+    /// when `replay` allows it and the first could not have answered.
     pub(crate) async fn send(
         &self,
         route: &Route,
         upstream: Arc<Upstream>,
-        mut request: Request<RouterBody>,
+        request: Request<RouterBody>,
         replay: Option<Replay>,
     ) -> Sent {
-        let path = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *request.uri_mut() = upstream_uri(&upstream, path.clone());
         let guard = upstream.inflight.enter();
-        let outcome = self.send_once(request).await;
+        let outcome = self.send_once(&upstream, request).await;
         let first = Sent {
             upstream,
             guard,
             outcome,
         };
-        let (Err(error), Some(replay)) = (&first.outcome, replay) else {
-            return first;
-        };
-        if !error.worth_retrying() {
-            return first;
+        match (&first.outcome, replay) {
+            // Boxed: a retry is rare, and must not weigh on every request's future.
+            (Err(error), Some(replay)) if error.worth_retrying() => {
+                Box::pin(self.retry(route, first, replay)).await
+            }
+            _ => first,
         }
+    }
+
+    /// The second try, on another instance of the current table.
+    async fn retry(&self, route: &Route, first: Sent, replay: Replay) -> Sent {
         // Re-read the table: a switch may just have replaced the instance that failed.
         let current = self.table.load().route_for_env(&route.env).cloned();
         let Some(next) = current
@@ -89,20 +90,22 @@ impl Inner {
         else {
             return first;
         };
-        tracing::info!(
-            env = %route.env,
-            failed = %first.upstream.backend.instance,
-            next = %next.backend.instance,
-            error = %describe(error),
-            "retrying a request whose instance did not answer",
-        );
+        if let Err(error) = &first.outcome {
+            tracing::info!(
+                env = %route.env,
+                failed = %first.upstream.backend.instance,
+                next = %next.backend.instance,
+                error = %describe(error),
+                "retrying a request whose instance did not answer",
+            );
+        }
         let mut retry = Request::new(RouterBody::Empty);
         *retry.method_mut() = replay.method;
+        *retry.uri_mut() = replay.uri;
         *retry.headers_mut() = replay.headers;
-        *retry.uri_mut() = upstream_uri(&next, path);
         let guard = next.inflight.enter();
         drop(first);
-        let outcome = self.send_once(retry).await;
+        let outcome = self.send_once(&next, retry).await;
         Sent {
             upstream: next,
             guard,
@@ -110,17 +113,40 @@ impl Inner {
         }
     }
 
+    /// One try: a connection (pooled or new) and the request on it, with its response
+    /// headers within the upstream timeout — the one timer a request costs.
     async fn send_once(
         &self,
+        upstream: &Upstream,
         request: Request<RouterBody>,
-    ) -> Result<Response<Incoming>, SendError> {
-        match tokio::time::timeout(self.options.upstream_timeout, self.client.request(request))
-            .await
-        {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) if error.is_connect() => Err(SendError::Connect(error)),
-            Ok(Err(error)) => Err(SendError::Failed(error)),
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        let exchange = self.exchange(upstream, request);
+        match tokio::time::timeout(self.options.upstream_timeout, exchange).await {
+            Ok(result) => result,
             Err(_) => Err(SendError::TimedOut),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        upstream: &Upstream,
+        mut request: Request<RouterBody>,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        loop {
+            let mut lease = upstream
+                .pool
+                .lease(self.options.connect_timeout)
+                .await
+                .map_err(SendError::Connect)?;
+            match lease.sender().try_send_request(request).await {
+                Ok(response) => return Ok((response, lease)),
+                Err(mut error) => match error.take_message() {
+                    // Never written: the instance had closed this idle connection. Each
+                    // pass takes another idle connection or, at last, a new one.
+                    Some(unsent) if lease.reused => request = unsent,
+                    _ => return Err(SendError::Failed(error.into_error())),
+                },
+            }
         }
     }
 
@@ -160,19 +186,11 @@ impl Inner {
     }
 }
 
-fn upstream_uri(upstream: &Upstream, path: PathAndQuery) -> Uri {
-    let mut parts = hyper::http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(upstream.authority.clone());
-    parts.path_and_query = Some(path);
-    // Scheme, authority and path are all present, so this cannot fail.
-    Uri::from_parts(parts).unwrap_or_default()
-}
-
-/// An error with its causes, for logs (the client's own message is only "client error").
+/// An error with its causes, for logs.
 fn describe(error: &SendError) -> String {
     let error: &dyn std::error::Error = match error {
-        SendError::Connect(error) | SendError::Failed(error) => error,
+        SendError::Connect(error) => return error.to_string(),
+        SendError::Failed(error) => error,
         SendError::TimedOut => return "no response headers in time".to_owned(),
     };
     let mut text = error.to_string();

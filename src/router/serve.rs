@@ -1,5 +1,6 @@
-//! The accept loop: one task per client connection (HTTP/1.1 with keep-alive, or HTTP/2),
-//! upgrades allowed. On shutdown it stops accepting, lets connections finish the requests
+//! The accept loops: every worker accepts on its own copy of the listener and runs one task
+//! per client connection it accepted (HTTP/1.1 with keep-alive, or HTTP/2), upgrades
+//! allowed. On shutdown each stops accepting, lets its connections finish the requests
 //! they have in flight for up to ten seconds, then closes whatever is left.
 
 use std::convert::Infallible;
@@ -33,17 +34,55 @@ pub(crate) async fn serve(
     env: Option<EnvKey>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, env = ?env.as_ref().map(ToString::to_string), workers = inner.workers.count(), "router listening");
+    // One descriptor per worker, each registered with that worker's event loop; the
+    // kernel hands every new connection to whichever worker accepts it first.
+    let listener = listener.into_std()?;
+    let mut copies = (0..inner.workers.count())
+        .map(|_| listener.try_clone())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    drop(listener);
+    let stop = CancellationToken::new();
+    // Dropping this future (its caller gave up on it) stops the loops too.
+    let _stop_on_drop = stop.clone().drop_guard();
+    let loops = inner.workers.spawn_on_each(|_| {
+        let listener = copies.pop().expect("one copy per worker");
+        let (inner, env, stop) = (Arc::clone(&inner), env.clone(), stop.clone());
+        async move {
+            let listener = TcpListener::from_std(listener)?;
+            accept_loop(inner, listener, env, stop).await;
+            Ok::<_, std::io::Error>(())
+        }
+    })?;
+    shutdown.await;
+    stop.cancel();
+    let mut result = Ok(());
+    for worker in loops {
+        match worker.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => result = Err(error),
+            Err(error) => result = Err(std::io::Error::other(error)),
+        }
+    }
+    result
+}
+
+/// One worker's share of a listener, until `stop`.
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    env: Option<EnvKey>,
+    stop: CancellationToken,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let tasks = TaskTracker::new();
     let closing = CancellationToken::new();
-    tracing::info!(address = %listener.local_addr()?, env = ?env.as_ref().map(ToString::to_string), "router listening");
 
-    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -103,7 +142,6 @@ pub(crate) async fn serve(
         closing.cancel();
         tasks.wait().await;
     }
-    Ok(())
 }
 
 fn client_ip(peer: SocketAddr) -> HeaderValue {

@@ -13,6 +13,7 @@ use hyper::http::uri::Authority;
 
 use super::hold::HoldGate;
 use super::inflight::InFlight;
+use super::pool::Pool;
 use crate::ids::EnvKey;
 use crate::pipeline::traits::Backend;
 
@@ -24,6 +25,8 @@ pub(crate) struct Upstream {
     /// `v<N>`, for `X-Slipway-Release`.
     pub release_header: HeaderValue,
     pub inflight: Arc<InFlight>,
+    /// Its keep-alive connections.
+    pub pool: Arc<Pool>,
 }
 
 /// Where one environment's requests go.
@@ -110,15 +113,39 @@ struct EnvEntry {
 
 /// The router's record of environments: written under a lock by the pipeline (rarely),
 /// turned into a fresh [`Table`] after every change.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Environments {
     envs: BTreeMap<EnvKey, EnvEntry>,
-    /// In-flight counters by backend; kept while anything can still enter them, so `drain`
-    /// finds a backend that was switched away from.
-    counters: HashMap<Backend, Arc<InFlight>>,
+    /// What outlives one table, by backend: kept while anything can still use it, so
+    /// `drain` finds a backend that was switched away from, and a switch back finds its
+    /// connections.
+    backends: HashMap<Backend, Kept>,
+    /// The router's workers, each with its own slot in every pool.
+    workers: usize,
+}
+
+/// A backend's in-flight counter and connection pool.
+#[derive(Debug)]
+struct Kept {
+    inflight: Arc<InFlight>,
+    pool: Arc<Pool>,
+}
+
+impl Kept {
+    fn in_use(&self) -> bool {
+        Arc::strong_count(&self.inflight) > 1 || Arc::strong_count(&self.pool) > 1
+    }
 }
 
 impl Environments {
+    pub(crate) fn new(workers: usize) -> Environments {
+        Environments {
+            envs: BTreeMap::new(),
+            backends: HashMap::new(),
+            workers,
+        }
+    }
+
     pub(crate) fn set_backends(&mut self, env: &EnvKey, backends: Vec<Backend>) {
         self.envs.entry(env.clone()).or_default().backends = backends;
     }
@@ -145,7 +172,8 @@ impl Environments {
     pub(crate) fn counters_for(&self, backends: &[Backend]) -> Vec<Arc<InFlight>> {
         backends
             .iter()
-            .filter_map(|backend| self.counters.get(backend).cloned())
+            .filter_map(|backend| self.backends.get(backend))
+            .map(|kept| Arc::clone(&kept.inflight))
             .collect()
     }
 
@@ -158,7 +186,7 @@ impl Environments {
                 .backends
                 .iter()
                 .filter_map(|backend| {
-                    let upstream = parse_upstream(backend, &mut self.counters);
+                    let upstream = parse_upstream(backend, &mut self.backends, self.workers);
                     if upstream.is_none() {
                         tracing::warn!(%env, address = %backend.address, "backend address is not host:port; not routing to it");
                     }
@@ -183,16 +211,22 @@ impl Environments {
             }
             table.by_env.insert(env.clone(), route);
         }
-        // A counter no table and no request refers to any more can go: nothing can enter it.
-        self.counters
-            .retain(|backend, counter| routed.contains(backend) || Arc::strong_count(counter) > 1);
+        // What no table and no request refers to any more can go: nothing can enter it.
+        self.backends
+            .retain(|backend, kept| routed.contains(backend) || kept.in_use());
+        for (backend, kept) in &self.backends {
+            if !routed.contains(backend) {
+                kept.pool.close_idle();
+            }
+        }
         table
     }
 }
 
 fn parse_upstream(
     backend: &Backend,
-    counters: &mut HashMap<Backend, Arc<InFlight>>,
+    kept: &mut HashMap<Backend, Kept>,
+    workers: usize,
 ) -> Option<Arc<Upstream>> {
     let address = backend.address.trim();
     let address = address
@@ -202,12 +236,16 @@ fn parse_upstream(
     let authority = Authority::try_from(address).ok()?;
     authority.port_u16()?;
     let release_header = HeaderValue::try_from(backend.release.to_string()).ok()?;
-    let inflight = Arc::clone(counters.entry(backend.clone()).or_default());
+    let kept = kept.entry(backend.clone()).or_insert_with(|| Kept {
+        inflight: Arc::default(),
+        pool: Arc::new(Pool::new(authority.as_str(), workers)),
+    });
     Some(Arc::new(Upstream {
         backend: backend.clone(),
         authority,
         release_header,
-        inflight,
+        inflight: Arc::clone(&kept.inflight),
+        pool: Arc::clone(&kept.pool),
     }))
 }
 
@@ -241,7 +279,7 @@ mod tests {
     #[test]
     fn a_table_routes_default_hosts_and_domains() {
         let env = EnvKey::new("shop", "staging");
-        let mut envs = Environments::default();
+        let mut envs = Environments::new(1);
         envs.set_backends(
             &env,
             vec![backend("127.0.0.1:1"), backend("http://127.0.0.1:2/")],
@@ -266,7 +304,7 @@ mod tests {
     #[test]
     fn unparseable_addresses_are_skipped() {
         let env = EnvKey::new("shop", "staging");
-        let mut envs = Environments::default();
+        let mut envs = Environments::new(1);
         envs.set_backends(&env, vec![backend("not an address"), backend("127.0.0.1")]);
         let table = envs.build();
         assert!(table

@@ -6,6 +6,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::inflight::InFlightGuard;
+use super::pool::Lease;
 use super::proxy::Connection;
 
 /// Runs the tunnel on the serving loop's task tracker, so shutdown can wait for it and,
@@ -14,11 +15,13 @@ pub(crate) fn spawn_tunnel(
     connection: &Connection,
     client: OnUpgrade,
     upstream: OnUpgrade,
-    guard: InFlightGuard,
+    held: (InFlightGuard, Lease),
 ) {
     let closing = connection.closing.clone();
     connection.tunnels.spawn(async move {
-        let _guard = guard;
+        // The backend's in-flight count, and the connection's sender: the connection is
+        // never lent again, and lives as long as the tunnel does.
+        let _held = held;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(both) => both,
             Err(error) => {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::ids::{EnvKey, ReleaseNumber};
@@ -69,6 +70,12 @@ struct BackendState {
     arrivals: mpsc::UnboundedSender<String>,
     /// Slow answers wait for a permit.
     gate: Semaphore,
+    /// Connections accepted so far, and those still open.
+    accepted: AtomicUsize,
+    open: AtomicUsize,
+    /// The tasks serving open connections, so a test can close them as an instance
+    /// closing idle keep-alive connections does.
+    serving: std::sync::Mutex<Vec<AbortHandle>>,
 }
 
 /// A backend that answers with its name; see `answer` for its other paths.
@@ -90,18 +97,30 @@ impl TestBackend {
             name,
             arrivals: sender,
             gate: Semaphore::new(0),
+            accepted: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            serving: std::sync::Mutex::new(Vec::new()),
         });
         let serving = Arc::clone(&state);
         let accepting = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = Arc::clone(&serving);
-                tokio::spawn(async move {
+                state.accepted.fetch_add(1, Ordering::SeqCst);
+                state.open.fetch_add(1, Ordering::SeqCst);
+                let open = OpenConnection(Arc::clone(&state));
+                let task = tokio::spawn(async move {
+                    let _open = open;
                     let service = service_fn(move |request| answer(Arc::clone(&state), request));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()
                         .await;
                 });
+                serving
+                    .serving
+                    .lock()
+                    .expect("lock")
+                    .push(task.abort_handle());
             }
         });
         TestBackend {
@@ -136,6 +155,32 @@ impl TestBackend {
     /// Lets `count` slow answers go.
     pub(super) fn open_gate(&self, count: usize) {
         self.state.gate.add_permits(count);
+    }
+
+    /// Connections accepted since start.
+    pub(super) fn accepted(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections open right now.
+    pub(super) fn open(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
+    }
+
+    /// Closes every open connection, as an instance does with idle keep-alive ones.
+    pub(super) fn close_connections(&self) {
+        for task in self.state.serving.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Counts a connection as open until its task ends (or is aborted).
+struct OpenConnection(Arc<BackendState>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

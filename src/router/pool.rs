@@ -1,0 +1,185 @@
+//! Keep-alive connections to one instance, pooled per router worker.
+//!
+//! A request leases a connection (the most recently used idle one, else a new one), sends
+//! on it, and the response body gives it back when its last byte has been read — so a
+//! connection is never lent while a response is still streaming on it. Each worker thread
+//! has its own slot: a connection is only ever used by the thread whose runtime drives it
+//! (see `workers.rs`), and the slot's lock is never contended on the hot path.
+//!
+//! Idle connections are closed after [`IDLE_TIMEOUT`], past [`MAX_IDLE_PER_WORKER`], when
+//! the instance closes them, and when the instance leaves the routing table (the pool is
+//! dropped with the last reference to it).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::RouterBody;
+use super::workers;
+
+/// An idle connection older than this is closed rather than reused.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Idle connections kept per instance and worker; more are closed when they come back.
+const MAX_IDLE_PER_WORKER: usize = 256;
+
+/// The connections to one instance.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// `host:port` to connect to.
+    address: Box<str>,
+    slots: Box<[Mutex<VecDeque<Idle>>]>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    sender: SendRequest<RouterBody>,
+    since: Instant,
+}
+
+/// Why no connection could be had.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Refused(std::io::Error),
+    TimedOut(Duration),
+    Handshake(hyper::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Refused(error) => write!(f, "could not connect: {error}"),
+            ConnectError::TimedOut(after) => write!(f, "could not connect within {after:?}"),
+            ConnectError::Handshake(error) => write!(f, "could not start HTTP/1.1: {error}"),
+        }
+    }
+}
+
+/// A connection lent to one request. Given back with [`Lease::give_back`] once the
+/// response is whole; dropped otherwise, which closes it.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pool: Arc<Pool>,
+    slot: usize,
+    sender: SendRequest<RouterBody>,
+    /// Whether the connection served an earlier request (and so may have been closed by
+    /// the instance while idle).
+    pub reused: bool,
+}
+
+impl Pool {
+    pub(crate) fn new(address: &str, workers: usize) -> Pool {
+        Pool {
+            address: address.into(),
+            slots: (0..workers.max(1))
+                .map(|_| Mutex::new(VecDeque::new()))
+                .collect(),
+        }
+    }
+
+    fn slot(&self, index: usize) -> MutexGuard<'_, VecDeque<Idle>> {
+        // Every edit of a slot is one push or pop: a panic cannot leave it half-done.
+        self.slots[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection of this worker that is still open, else a new one.
+    pub(crate) async fn lease(
+        self: &Arc<Self>,
+        connect_timeout: Duration,
+    ) -> Result<Lease, ConnectError> {
+        let slot = workers::current() % self.slots.len();
+        loop {
+            let Some(Idle { mut sender, since }) = self.slot(slot).pop_back() else {
+                break;
+            };
+            if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
+                continue;
+            }
+            // A connection comes back as soon as its response has been read; its task may
+            // not have turned to the next request yet.
+            if !sender.is_ready() {
+                match tokio::time::timeout(connect_timeout, sender.ready()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => continue,
+                }
+            }
+            return Ok(Lease {
+                pool: Arc::clone(self),
+                slot,
+                sender,
+                reused: true,
+            });
+        }
+        let sender = self.connect(connect_timeout).await?;
+        Ok(Lease {
+            pool: Arc::clone(self),
+            slot,
+            sender,
+            reused: false,
+        })
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<SendRequest<RouterBody>, ConnectError> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&*self.address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(ConnectError::Refused(error)),
+            Err(_) => return Err(ConnectError::TimedOut(timeout)),
+        };
+        // Requests and answers are small writes that must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(ConnectError::Handshake)?;
+        // The connection's task ends when its last sender is gone (the lease dropped, the
+        // pool dropped or trimmed) or the instance closes it; it owns nothing else.
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "a connection to an instance ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn put_back(&self, slot: usize, sender: SendRequest<RouterBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.slot(slot);
+        while idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) > IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
+        if idle.len() < MAX_IDLE_PER_WORKER {
+            idle.push_back(Idle { sender, since: now });
+        }
+    }
+
+    /// Closes the idle connections: the instance was switched away from, so no new
+    /// request will lease them.
+    pub(crate) fn close_idle(&self) {
+        for index in 0..self.slots.len() {
+            self.slot(index).clear();
+        }
+    }
+}
+
+impl Lease {
+    pub(crate) fn sender(&mut self) -> &mut SendRequest<RouterBody> {
+        &mut self.sender
+    }
+
+    /// The response has been read to its end: the connection can serve another request.
+    pub(crate) fn give_back(self) {
+        self.pool.put_back(self.slot, self.sender);
+    }
+}

@@ -1,0 +1,94 @@
+//! The router's connections to instances: reused while idle, never lent while a response
+//! is still streaming on them, replaced when the instance closed them, and closed when
+//! the instance leaves the routing table.
+
+use hyper::{Request, StatusCode};
+
+use super::support::{env, eventually, text_body, Client, Reply, TestBackend, TestRouter};
+use crate::pipeline::traits::Traffic;
+
+#[tokio::test]
+async fn requests_one_after_another_share_one_connection_to_the_instance() {
+    let router = TestRouter::start().await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+    let mut client = Client::connect(router.address).await;
+    for _ in 0..5 {
+        assert_eq!(client.get(&router.host(), "/").await.body, "one");
+    }
+    // A second client is served by whichever worker accepted it; each worker keeps its
+    // own connections, so at most one more is opened.
+    let mut other = Client::connect(router.address).await;
+    for _ in 0..5 {
+        assert_eq!(other.get(&router.host(), "/").await.body, "one");
+    }
+    assert!(
+        backend.accepted() <= 2,
+        "{} connections for 10 sequential requests",
+        backend.accepted()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_is_not_lent_while_its_response_still_streams() {
+    let router = TestRouter::start().await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+    let mut streaming = Client::connect(router.address).await;
+    let request = Request::get("/stream")
+        .header("host", router.host())
+        .body(super::support::empty_body())
+        .expect("request");
+    let response = streaming.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let opened = backend.accepted();
+
+    // The stream's connection is busy: this request needs a connection of its own.
+    let mut client = Client::connect(router.address).await;
+    assert_eq!(client.get(&router.host(), "/").await.body, "one");
+    assert_eq!(backend.accepted(), opened + 1);
+
+    backend.open_gate(1);
+    let streamed = Reply::read(response).await;
+    assert_eq!(streamed.body, "first\nlast\n");
+}
+
+#[tokio::test]
+async fn a_post_on_a_connection_the_instance_closed_while_idle_goes_on_a_fresh_one() {
+    let router = TestRouter::start().await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+    let mut client = Client::connect(router.address).await;
+    assert_eq!(client.get(&router.host(), "/").await.body, "one");
+    let opened = backend.accepted();
+
+    backend.close_connections();
+    eventually(|| backend.open() == 0).await;
+    let request = Request::post("/upload")
+        .header("host", router.host())
+        .body(text_body("data"))
+        .expect("request");
+    let reply = Reply::read(client.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body, "one received 4 bytes");
+    assert_eq!(backend.accepted(), opened + 1);
+}
+
+#[tokio::test]
+async fn an_instance_switched_away_from_has_its_idle_connections_closed() {
+    let router = TestRouter::start().await;
+    let old = TestBackend::start("old").await;
+    let new = TestBackend::start("new").await;
+    router.router.switch(&env(), vec![old.backend(1)]).await;
+    let mut client = Client::connect(router.address).await;
+    assert_eq!(client.get(&router.host(), "/").await.body, "old");
+    assert_eq!(
+        old.open(),
+        1,
+        "the router keeps its connection to the instance"
+    );
+
+    router.router.switch(&env(), vec![new.backend(2)]).await;
+    assert_eq!(client.get(&router.host(), "/").await.body, "new");
+    eventually(|| old.open() == 0).await;
+}
