@@ -153,7 +153,11 @@ impl Pipeline {
 
     async fn work(&self, env: &EnvKey, notify: &Notify) {
         loop {
-            let resumption = self.lock_resumptions().get_mut(env).and_then(Vec::pop);
+            let resumption = self
+                .lock_resumptions()
+                .get_mut(env)
+                .filter(|waiting| !waiting.is_empty())
+                .map(|waiting| waiting.remove(0));
             if let Some(resumption) = resumption {
                 self.resume(resumption).await;
                 continue;
