@@ -1,7 +1,8 @@
-//! The rollout of a release: start new instances, wait until they are healthy, hold
-//! traffic for the `deploy` hook, switch, drain, confirm, `post_deploy`, watch, stop the
-//! old instances — and, when any of that fails, switch back to the old instances that
-//! were kept for exactly that. Every operation kind that changes what runs ends here.
+//! The rollout of a release up to its point of no return: `before_release`, stopping the
+//! services that may not run twice, starting the new instances and waiting until they
+//! are healthy, the `deploy` hook with requests held, and the switch. What follows the
+//! switch is in `after_switch.rs`, switching back on failure in `rollback.rs`. Every
+//! operation kind that changes what runs goes through here.
 
 use std::time::Duration;
 
