@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod github;
 pub mod ids;
+pub mod pause;
 pub mod pipeline;
 pub mod router;
 pub mod runtime;

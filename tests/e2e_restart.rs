@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::app::yaml_str;
 use common::{
-    log_of, operations, procs, started_pids, state_of, wait_until, App, Server, Workspace,
+    log_of, operations, procs, started_pids, state_of, wait_for_end, wait_until, App, Server,
+    Workspace,
 };
 
 const HOST: &str = "keep-prod.localhost";
@@ -126,13 +127,14 @@ fn a_deploy_killed_before_its_switch_is_rolled_back_after_the_restart() {
     server.kill();
     std::fs::write(&gate, "").unwrap();
     let server = ws.serve();
-    let ops = operations(&ws, &server, "keep", "prod");
-    assert_eq!(state_of(&ops[1]), "rolled_back", "{ops:?}");
+    let ended = wait_for_end(&ws, &server, "keep", "prod", op);
+    assert_eq!(state_of(&ended), "rolled_back", "{ended:?}");
     let log = log_of(&ws, &server, op);
     assert!(
-        log.contains("the server stopped before the switch; rolled back: v1 is serving"),
+        log.contains("the server stopped while step `deploy_hook` was running; the switch had not happened: rolling back to v1"),
         "{log}"
     );
+    assert!(log.contains("rolled back: v1 is serving"), "{log}");
     let served = server.app_json(HOST).expect("v1 answers after the restart");
     assert_eq!(
         (served["version"].as_str(), served["pid"].as_i64()),
@@ -212,7 +214,7 @@ fn a_hook_running_when_the_server_is_killed_does_not_outlive_the_restart() {
         "the orphaned hook is killed",
         || !procs::alive(hook_pid),
     );
-    let ops = operations(&ws, &server, "keep", "prod");
-    assert_eq!(state_of(&ops[1]), "rolled_back", "operation {op}: {ops:?}");
+    let ended = wait_for_end(&ws, &server, "keep", "prod", op);
+    assert_eq!(state_of(&ended), "rolled_back", "operation {op}: {ended:?}");
     assert_eq!(server.app_json(HOST).unwrap()["version"], "one");
 }

@@ -144,6 +144,15 @@ impl Store for CapturedLog {
     ) -> EffectResult<()> {
         refused()
     }
+    async fn commit_switch(
+        &self,
+        _id: OperationId,
+        _env: &EnvKey,
+        _release: ReleaseNumber,
+        _finished_at: i64,
+    ) -> EffectResult<()> {
+        refused()
+    }
     async fn save_instance(&self, _instance: &InstanceRecord) -> EffectResult<()> {
         refused()
     }

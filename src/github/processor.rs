@@ -22,6 +22,10 @@ use crate::ids::{EnvKey, OperationId};
 use crate::pipeline::model::{NewOperation, OperationKind, OperationState, SourceSpec};
 use crate::pipeline::Pipeline;
 
+/// How far back `unlinked_operation` looks in an environment's operations: the
+/// operation it looks for was queued just before the server was killed.
+const RECENT_OPERATIONS: i64 = 50;
+
 pub struct DeliveryWorker {
     pub shared: Arc<Shared>,
     pub pipeline: Pipeline,
@@ -91,6 +95,8 @@ impl DeliveryWorker {
     }
 
     async fn process(&self, delivery: &Delivery) {
+        // Test-only (unarmed, it returns at once): stored and answered, not worked on.
+        crate::pause::at(crate::pause::PausePoint::DeliveryAccepted).await;
         let outcome = match self.handle(delivery).await {
             Ok(outcome) => outcome,
             Err(error) => format!("failed: {error}"),
@@ -491,6 +497,9 @@ impl DeliveryWorker {
         ))
     }
 
+    /// Queues an operation for a delivery and links it to its GitHub commit. A server
+    /// killed between the two left the operation unlinked: working on the delivery again
+    /// links that operation instead of queueing a second one.
     async fn submit(
         &self,
         new: NewOperation,
@@ -499,13 +508,24 @@ impl DeliveryWorker {
         sha: &str,
     ) -> Result<OperationId, GitHubError> {
         let env = new.env.clone();
-        let op = self
-            .pipeline
-            .submit(new)
-            .await
-            .map_err(|e| GitHubError::Database(e.to_string()))?;
+        let op = match self.unlinked_operation(&new).await? {
+            Some(op) => {
+                tracing::warn!(delivery = %delivery.id, operation = %op, "linking the operation a killed server queued for this delivery");
+                op
+            }
+            None => {
+                let op = self
+                    .pipeline
+                    .submit(new)
+                    .await
+                    .map_err(|e| GitHubError::Database(e.to_string()))?;
+                // Test-only (unarmed, it returns at once): queued, not linked.
+                crate::pause::at(crate::pause::PausePoint::DeliveryOperationCreated).await;
+                op.id
+            }
+        };
         let link = Link {
-            operation_id: op.id.0,
+            operation_id: op.0,
             app: env.app.to_string(),
             env: env.env.to_string(),
             repository: repo.full_name.clone(),
@@ -519,8 +539,32 @@ impl DeliveryWorker {
         };
         db::insert_link(&self.shared.pool, &link).await?;
         // The pipeline told the reporter before the link existed: tell it again.
-        self.shared.reporter.report(op.id).await?;
-        Ok(op.id)
+        self.shared.reporter.report(op).await?;
+        Ok(op)
+    }
+
+    /// An operation of this delivery (same initiator, kind and environment) that has no
+    /// link: one that a killed server queued and did not get to link.
+    async fn unlinked_operation(
+        &self,
+        new: &NewOperation,
+    ) -> Result<Option<OperationId>, GitHubError> {
+        let recent = self
+            .pipeline
+            .fx
+            .store
+            .operations(Some(&new.env), RECENT_OPERATIONS)
+            .await
+            .map_err(|e| GitHubError::Database(e.to_string()))?;
+        for op in recent
+            .iter()
+            .filter(|op| op.initiator == new.initiator && op.kind == new.kind)
+        {
+            if db::link(&self.shared.pool, op.id.0).await?.is_none() {
+                return Ok(Some(op.id));
+            }
+        }
+        Ok(None)
     }
 }
 

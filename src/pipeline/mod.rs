@@ -2,6 +2,7 @@
 //! and the worker that runs an environment's operations in order. It does no IO of its
 //! own: it talks to the world through the traits in `traits`.
 
+pub mod after_switch;
 pub mod health;
 pub mod hooks;
 pub mod log;
@@ -9,7 +10,9 @@ pub mod model;
 pub mod operation;
 pub mod plan;
 pub mod prepare;
+pub mod progress;
 pub mod recovery;
+pub mod rollback;
 pub mod rollout;
 pub mod steps;
 pub mod traits;

@@ -7,6 +7,7 @@ use crate::config::model::{AppConfig, HookedOperation};
 use crate::pipeline::hooks::run_hook;
 use crate::pipeline::log::OperationLog;
 use crate::pipeline::model::{Operation, OperationKind, OperationState, Release, Step};
+use crate::pipeline::progress::{HookCourse, Progress, NOT_RUN_AGAIN};
 use crate::pipeline::rollout::{context, Outcome, Rollout, Target};
 use crate::pipeline::steps::{StepEnd, StepRecorder};
 use crate::pipeline::traits::Effects;
@@ -42,18 +43,30 @@ pub async fn run(
             let outcome = rollout.run(&target).await;
             (outcome, Some(target.config))
         }
-        Ok(Prepared::Unchanged { config, release }) => {
-            (runner.redeploy(&config, &release).await, Some(config))
-        }
+        Ok(Prepared::Unchanged { config, release }) => (
+            runner.redeploy(&config, &release, &Progress::fresh()).await,
+            Some(config),
+        ),
         Ok(Prepared::Teardown { config }) => (runner.teardown(config.as_ref()).await, None),
         Err(PrepareError { why, config }) => (Outcome::Failed(why), config),
     };
     if let Some(config) = &hooks {
-        runner.after_hooks(config, &outcome).await;
+        runner
+            .after_hooks(config, &outcome, &Progress::fresh())
+            .await;
         if outcome == Outcome::Succeeded {
             runner.prune_artifacts(config.retain).await;
         }
     }
+    settle(op, outcome, log).await
+}
+
+/// The final state and summary of an outcome, with the log's last line saying them.
+pub(in crate::pipeline) async fn settle(
+    op: &Operation,
+    outcome: Outcome,
+    log: &OperationLog,
+) -> (OperationState, String) {
     let (state, summary) = match outcome {
         Outcome::Succeeded => (OperationState::Succeeded, format!("{} succeeded", op.kind)),
         Outcome::Failed(why) => (OperationState::Failed, why),
@@ -105,7 +118,8 @@ pub(super) struct Runner<'a> {
 impl Runner<'_> {
     /// Stops every instance (SIGTERM, then SIGKILL after each service's `stop_timeout`),
     /// takes the environment off the router and leaves it with no serving release.
-    async fn teardown(&self, config: Option<&AppConfig>) -> Outcome {
+    /// Doing it twice does no harm, which is how a restarted server finishes one.
+    pub(in crate::pipeline) async fn teardown(&self, config: Option<&AppConfig>) -> Outcome {
         let env = &self.op.env;
         let body = async {
             self.fx.traffic.switch(env, Vec::new()).await;
@@ -146,8 +160,14 @@ impl Runner<'_> {
         }
     }
 
-    /// A deploy with nothing new: the instances keep running and only `post_deploy` runs.
-    async fn redeploy(&self, config: &AppConfig, release: &Release) -> Outcome {
+    /// A deploy with nothing new: the instances keep running and only `post_deploy` runs
+    /// (unless a previous server had started it: `progress`).
+    pub(in crate::pipeline) async fn redeploy(
+        &self,
+        config: &AppConfig,
+        release: &Release,
+        progress: &Progress,
+    ) -> Outcome {
         let _ = self
             .fx
             .store
@@ -166,14 +186,24 @@ impl Runner<'_> {
                     },
                 )
             };
-            let _ = self.steps.run(Step::PostDeploy, body).await;
+            match progress.hook(Step::PostDeploy) {
+                HookCourse::Run => {
+                    let _ = self.steps.run(Step::PostDeploy, body).await;
+                }
+                HookCourse::Interrupted => {
+                    self.steps
+                        .interrupted(Step::PostDeploy, NOT_RUN_AGAIN)
+                        .await
+                }
+                HookCourse::Done => {}
+            }
         }
         Outcome::Succeeded
     }
 
     /// Deletes the artifacts of releases older than the newest `retain`, except those the
     /// serving release or its predecessor use (a rollback must always be possible).
-    async fn prune_artifacts(&self, retain: usize) {
+    pub(in crate::pipeline) async fn prune_artifacts(&self, retain: usize) {
         let store = &self.fx.store;
         let (Ok(releases), Ok(Some(current))) = (
             store.releases(&self.op.env).await,
@@ -199,8 +229,14 @@ impl Runner<'_> {
     }
 
     /// `after_<op>_success` or `after_<op>_failure`, in an ephemeral instance of the
-    /// release now serving. Their failure is reported and changes nothing.
-    async fn after_hooks(&self, config: &AppConfig, outcome: &Outcome) {
+    /// release now serving. Their failure is reported and changes nothing. Not run again
+    /// when a previous server had started them (`progress`).
+    pub(in crate::pipeline) async fn after_hooks(
+        &self,
+        config: &AppConfig,
+        outcome: &Outcome,
+        progress: &Progress,
+    ) {
         let Some(hooked) = hooked_operation(self.op.kind) else {
             return;
         };
@@ -217,6 +253,16 @@ impl Runner<'_> {
             )
         };
         let Some(hook) = hook else { return };
+        match progress.hook(Step::AfterHooks) {
+            HookCourse::Run => {}
+            HookCourse::Done => return,
+            HookCourse::Interrupted => {
+                return self
+                    .steps
+                    .interrupted(Step::AfterHooks, NOT_RUN_AGAIN)
+                    .await;
+            }
+        }
         let body = async {
             let serving = self
                 .fx

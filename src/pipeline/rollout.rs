@@ -1,7 +1,8 @@
-//! The rollout of a release: start new instances, wait until they are healthy, hold
-//! traffic for the `deploy` hook, switch, drain, confirm, `post_deploy`, watch, stop the
-//! old instances — and, when any of that fails, switch back to the old instances that
-//! were kept for exactly that. Every operation kind that changes what runs ends here.
+//! The rollout of a release up to its point of no return: `before_release`, stopping the
+//! services that may not run twice, starting the new instances and waiting until they
+//! are healthy, the `deploy` hook with requests held, and the switch. What follows the
+//! switch is in `after_switch.rs`, switching back on failure in `rollback.rs`. Every
+//! operation kind that changes what runs goes through here.
 
 use std::time::Duration;
 
@@ -9,10 +10,12 @@ use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::model::AppConfig;
+use crate::ids::OperationId;
 use crate::pipeline::health::wait_healthy;
 use crate::pipeline::hooks::run_hook;
 use crate::pipeline::model::{InstanceRecord, Operation, Release, Step};
 use crate::pipeline::plan::{self, ReleaseContext};
+use crate::pipeline::progress::Progress;
 use crate::pipeline::steps::{StepEnd, StepRecorder};
 use crate::pipeline::traits::{Backend, Effects};
 
@@ -52,10 +55,13 @@ pub struct Rollout<'a> {
 
 /// What the rollout has changed so far, so that a rollback can undo exactly that.
 #[derive(Default)]
-struct Changes {
-    started: Vec<InstanceRecord>,
-    stopped_old: Vec<InstanceRecord>,
-    switched: bool,
+pub(crate) struct Changes {
+    /// The new instances (all this operation's).
+    pub started: Vec<InstanceRecord>,
+    /// Old instances stopped before the new ones started (`zero_downtime: false`).
+    pub stopped_old: Vec<InstanceRecord>,
+    /// Traffic (and the current release) may have moved to the new release.
+    pub switched: bool,
 }
 
 impl Rollout<'_> {
@@ -66,7 +72,7 @@ impl Rollout<'_> {
         let old: Vec<InstanceRecord> = match self.fx.store.instances(Some(env)).await {
             Ok(all) => all
                 .into_iter()
-                .filter(|i| !i.id.ends_with(&format!("-op{}", self.op.id)))
+                .filter(|i| !of_operation(i, self.op.id))
                 .collect(),
             Err(error) => {
                 return Outcome::Failed(format!("could not list the running instances: {error}"))
@@ -152,14 +158,6 @@ impl Rollout<'_> {
                 .iter()
                 .filter(|i| Some(&i.service) == routed.as_ref()),
         );
-        let old_routed = target
-            .previous
-            .as_ref()
-            .and_then(|p| plan::routed_service(&p.1));
-        let old_backends = backends(
-            old.iter()
-                .filter(|i| !changes.stopped_old.contains(i) && Some(&i.service) == old_routed),
-        );
         let deploy_hook = target
             .config
             .hooks
@@ -186,13 +184,20 @@ impl Rollout<'_> {
             let _ = self.steps.run(Step::DeployHook, body).await;
         }
 
+        // The point of no return: the new current release and the step's success are
+        // one store call, so a restarted server never finds one without the other.
         let switch = async {
             if routed.is_some() {
                 self.fx.traffic.switch(env, new_backends.clone()).await;
             }
             self.fx
                 .store
-                .set_current_release(env, Some(target.release.number))
+                .commit_switch(
+                    self.op.id,
+                    env,
+                    target.release.number,
+                    self.fx.clock.now_millis(),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(StepEnd::Done(()))
@@ -203,80 +208,8 @@ impl Rollout<'_> {
         if let Err(error) = switched {
             return self.roll_back(target, &old, changes, error).await;
         }
-
-        if !old_backends.is_empty() {
-            let drain = async {
-                let left = self.fx.traffic.drain(&old_backends, DRAIN_DEADLINE).await;
-                Ok::<_, String>(match left {
-                    0 => StepEnd::Done(()),
-                    n => StepEnd::Warning(
-                        (),
-                        format!("{n} request(s) still in flight after {DRAIN_DEADLINE:?}"),
-                    ),
-                })
-            };
-            let _ = self.steps.run(Step::Drain, drain).await;
-        }
-
-        if routed.is_some() {
-            let expected = target.release.number;
-            let confirm = async {
-                match self.fx.traffic.probe(env).await {
-                    Ok(release) if release == expected => Ok(StepEnd::Done(())),
-                    Ok(release) => Err(format!(
-                        "the router answered from {release}, not {expected}"
-                    )),
-                    Err(error) => Err(format!("no answer through the router: {error}")),
-                }
-            };
-            if let Err(error) = self.steps.run(Step::Confirm, confirm).await {
-                return self.roll_back(target, &old, changes, error).await;
-            }
-        }
-
-        let watch = routed
-            .as_ref()
-            .and_then(|name| target.config.services.get(name))
-            .and_then(|s| s.http.as_ref())
-            .map_or(Duration::ZERO, |http| http.watch);
-        let still_old: Vec<InstanceRecord> = old
-            .iter()
-            .filter(|i| !changes.stopped_old.contains(i))
-            .cloned()
-            .collect();
-        if watch.is_zero() {
-            self.stop_old_step(&still_old, target).await;
-        }
-
-        if target.run_deploy_hooks {
-            if let Some(hook) = &target.config.hooks.post_deploy {
-                let specs = ctx.hook("post_deploy", hook);
-                let body = async {
-                    Ok::<_, String>(
-                        match run_hook(self.fx, &target.release.artifact, &specs, log).await {
-                            Ok(()) => StepEnd::Done(()),
-                            Err(error) => StepEnd::Warning(
-                                (),
-                                format!("post_deploy hook failed: {error}; no rollback"),
-                            ),
-                        },
-                    )
-                };
-                let _ = self.steps.run(Step::PostDeploy, body).await;
-            }
-        }
-
-        if !watch.is_zero() {
-            let watched = self
-                .steps
-                .run(Step::Watch, self.watch(&changes.started, target, watch))
-                .await;
-            if let Err(error) = watched {
-                return self.roll_back(target, &old, changes, error).await;
-            }
-            self.stop_old_step(&still_old, target).await;
-        }
-        Outcome::Succeeded
+        self.after_switch(target, &old, changes, &Progress::fresh())
+            .await
     }
 
     async fn start_all(
@@ -334,59 +267,6 @@ impl Rollout<'_> {
         }
     }
 
-    /// Keeps checking the new instances for `watch` after the switch.
-    async fn watch(
-        &self,
-        started: &[InstanceRecord],
-        target: &Target,
-        watch: Duration,
-    ) -> Result<StepEnd<()>, String> {
-        let until = tokio::time::Instant::now() + watch;
-        loop {
-            for instance in started {
-                let Some(check) = target
-                    .config
-                    .services
-                    .get(&instance.service)
-                    .and_then(plan::health_check)
-                else {
-                    continue;
-                };
-                let name = format!("{}.{}", instance.service, instance.index);
-                if !self.fx.runtime.is_running(instance).await {
-                    return Err(format!("{name} exited during the watch"));
-                }
-                if let Err(why) = self
-                    .fx
-                    .runtime
-                    .check(instance, &check, &target.release.artifact)
-                    .await
-                {
-                    return Err(format!(
-                        "{name} failed its health check during the watch: {why}"
-                    ));
-                }
-            }
-            let now = tokio::time::Instant::now();
-            if now >= until {
-                return Ok(StepEnd::Done(()));
-            }
-            tokio::time::sleep((until - now).min(Duration::from_millis(500))).await;
-        }
-    }
-
-    async fn stop_old_step(&self, old: &[InstanceRecord], target: &Target) {
-        if old.is_empty() {
-            return;
-        }
-        let body = async {
-            self.stop_all(old, target.previous.as_ref().map(|p| &p.1))
-                .await;
-            Ok::<_, String>(StepEnd::Done(()))
-        };
-        let _ = self.steps.run(Step::StopOld, body).await;
-    }
-
     /// Stops instances concurrently, each with its service's `stop_timeout`, and forgets them.
     pub async fn stop_all(&self, instances: &[InstanceRecord], config: Option<&AppConfig>) {
         let log = &self.steps.log;
@@ -423,108 +303,6 @@ impl Rollout<'_> {
             }
         }
     }
-
-    /// Puts the old release back: traffic to the old instances, new ones stopped, old
-    /// ones that were stopped first started again.
-    async fn roll_back(
-        &self,
-        target: &Target,
-        old: &[InstanceRecord],
-        changes: Changes,
-        why: String,
-    ) -> Outcome {
-        let env = &self.op.env;
-        let cancelled = self.cancel.is_cancelled();
-        let body = async {
-            if changes.switched || !changes.stopped_old.is_empty() {
-                let old_routed = target
-                    .previous
-                    .as_ref()
-                    .and_then(|p| plan::routed_service(&p.1));
-                let kept = backends(old.iter().filter(|i| {
-                    !changes.stopped_old.contains(i) && Some(&i.service) == old_routed
-                }));
-                self.fx.traffic.switch(env, kept).await;
-                let previous = target.previous.as_ref().map(|p| p.0.number);
-                self.fx
-                    .store
-                    .set_current_release(env, previous)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            self.stop_all(&changes.started, Some(&target.config)).await;
-            if !changes.stopped_old.is_empty() {
-                self.restart_stopped(target, old, &changes.stopped_old)
-                    .await?;
-            }
-            let serving = target
-                .previous
-                .as_ref()
-                .map_or("no release".to_owned(), |p| p.0.number.to_string());
-            self.steps
-                .log
-                .line(format!("    rolled back: {serving} is serving"))
-                .await;
-            Ok::<_, String>(StepEnd::Done(()))
-        };
-        match self.steps.run(Step::Rollback, body).await {
-            Ok(()) if cancelled => Outcome::Cancelled,
-            Ok(()) => Outcome::RolledBack(why),
-            Err(error) => {
-                Outcome::RollbackFailed(format!("{why}; then the rollback failed: {error}"))
-            }
-        }
-    }
-
-    async fn restart_stopped(
-        &self,
-        target: &Target,
-        old: &[InstanceRecord],
-        stopped: &[InstanceRecord],
-    ) -> Result<(), String> {
-        let Some((release, config)) = &target.previous else {
-            return Ok(());
-        };
-        let ctx = context(self.op, release, config);
-        let mut restarted = Vec::new();
-        for instance in stopped {
-            let Some(service) = config.services.get(&instance.service) else {
-                continue;
-            };
-            let spec = ctx.instance(
-                &release.artifact,
-                &instance.service,
-                service,
-                instance.index,
-            );
-            let record = self
-                .fx
-                .runtime
-                .start(&spec, &self.steps.log)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.fx
-                .store
-                .save_instance(&record)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(check) = plan::health_check(service) {
-                wait_healthy(self.fx.runtime.as_ref(), &record, &check, &release.artifact).await?;
-            }
-            restarted.push(record);
-        }
-        let routed = plan::routed_service(config);
-        let serving = old
-            .iter()
-            .filter(|i| !stopped.contains(i))
-            .chain(restarted.iter())
-            .filter(|i| Some(&i.service) == routed);
-        self.fx
-            .traffic
-            .switch(&self.op.env, backends(serving))
-            .await;
-        Ok(())
-    }
 }
 
 /// The release context of an operation.
@@ -543,6 +321,12 @@ pub fn context<'a>(
         scale: &release.scale,
         variables: &release.variables,
     }
+}
+
+/// Whether an instance was started by operation `op` (its id ends in `-op<id>`, see
+/// `InstanceSpec::instance_id`): a restart's new instances have the old ones' release.
+pub fn of_operation(instance: &InstanceRecord, op: OperationId) -> bool {
+    instance.id.ends_with(&format!("-op{op}"))
 }
 
 /// The router backends of instances that take HTTP.

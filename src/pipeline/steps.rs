@@ -70,6 +70,13 @@ impl StepRecorder {
         })
     }
 
+    /// Records a step that a server restart interrupted and that is not run again, as a
+    /// warning saying `why`.
+    pub async fn interrupted(&self, step: Step, why: &str) {
+        let ended = async { Ok::<_, String>(StepEnd::Warning((), why.to_owned())) };
+        let _ = self.run(step, ended).await;
+    }
+
     async fn save(&self, record: StepRecord) {
         if let Err(error) = self.try_save(&record).await {
             // The step's outcome still reaches the log; recovery treats an unrecorded

@@ -87,6 +87,17 @@ pub trait Store: Send + Sync + 'static {
         env: &EnvKey,
         number: Option<ReleaseNumber>,
     ) -> EffectResult<()>;
+    /// The point of no return of a rollout: makes `release` the environment's current
+    /// release and records the operation's `switch` step (recorded as started before) as
+    /// succeeded at `finished_at`, in one transaction, so that a restarted server sees
+    /// both or neither. Fails when the step was never recorded as started.
+    async fn commit_switch(
+        &self,
+        id: OperationId,
+        env: &EnvKey,
+        release: ReleaseNumber,
+        finished_at: i64,
+    ) -> EffectResult<()>;
 
     async fn save_instance(&self, instance: &InstanceRecord) -> EffectResult<()>;
     async fn remove_instance(&self, id: &str) -> EffectResult<()>;

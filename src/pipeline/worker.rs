@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::ids::{EnvKey, OperationId};
 use crate::pipeline::log::{LogBus, Masker, OperationLog};
 use crate::pipeline::model::{NewOperation, Operation, OperationKind, OperationState};
+use crate::pipeline::recovery::Resumption;
 use crate::pipeline::traits::{EffectResult, Effects};
 
 /// Runs operations. Cheap to clone.
@@ -25,6 +26,9 @@ pub struct Pipeline {
 struct Inner {
     workers: Mutex<HashMap<EnvKey, Arc<Notify>>>,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
+    /// Operations a killed server left running, which their environment's worker
+    /// finishes or rolls back before it takes anything queued.
+    resumptions: Mutex<HashMap<EnvKey, Vec<Resumption>>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -34,6 +38,7 @@ impl Pipeline {
         let inner = Inner {
             workers: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            resumptions: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         };
@@ -96,14 +101,24 @@ impl Pipeline {
         )
     }
 
-    /// Starts the workers of every environment that has queued operations.
+    /// Starts the workers of every environment that has queued operations or an
+    /// interrupted one to resume.
     pub async fn start_queued(&self) -> EffectResult<()> {
         for env in self.fx.store.environments().await? {
-            if !self.fx.store.queued_operations(&env).await?.is_empty() {
+            let resuming = self.lock_resumptions().contains_key(&env);
+            if resuming || !self.fx.store.queued_operations(&env).await?.is_empty() {
                 self.wake(&env);
             }
         }
         Ok(())
+    }
+
+    /// Hands an interrupted operation to its environment's worker (see `recover`).
+    pub(crate) fn queue_resumption(&self, resumption: Resumption) {
+        self.lock_resumptions()
+            .entry(resumption.op.env.clone())
+            .or_default()
+            .push(resumption);
     }
 
     /// Stops taking operations. Running ones are abandoned where they stand: they are
@@ -126,15 +141,27 @@ impl Pipeline {
         let env = env.clone();
         self.inner.tasks.spawn(async move {
             let shutdown = pipeline.inner.shutdown.clone();
+            // Biased: once the server stops, the operation is dropped where it stands
+            // rather than polled on towards its end.
             tokio::select! {
-                () = pipeline.work(&env, &notify) => {}
+                biased;
                 () = shutdown.cancelled() => {}
+                () = pipeline.work(&env, &notify) => {}
             }
         });
     }
 
     async fn work(&self, env: &EnvKey, notify: &Notify) {
         loop {
+            let resumption = self
+                .lock_resumptions()
+                .get_mut(env)
+                .filter(|waiting| !waiting.is_empty())
+                .map(|waiting| waiting.remove(0));
+            if let Some(resumption) = resumption {
+                self.resume(resumption).await;
+                continue;
+            }
             match self.next(env).await {
                 Ok(Some(op)) => self.run(op).await,
                 Ok(None) => notify.notified().await,
@@ -182,17 +209,12 @@ impl Pipeline {
             tracing::error!(operation = %op.id, %error, "could not start an operation");
             return;
         }
-        // Mask every value this operation could print: the current variables, and those
-        // of earlier releases (a rollback brings them back).
-        let variables = store.variables(&op.env).await.unwrap_or_default();
-        let releases = store.releases(&op.env).await.unwrap_or_default();
-        let old_values = releases.into_iter().flat_map(|r| r.variables.into_values());
-        let log = self.log(
-            &op,
-            Masker::new(variables.into_iter().map(|v| v.value).chain(old_values)),
-        );
+        let log = self.log(&op, self.masker(&op.env).await);
         self.fx.reporter.operation_changed(op.id).await;
-        let token = self.inner.shutdown.child_token();
+        // Its own token, not a child of the shutdown's: a server that stops abandons its
+        // operations where they stand (the next start resumes them); it does not cancel
+        // them, which would roll back a deploy that a restart could have finished.
+        let token = CancellationToken::new();
         self.lock_running().insert(op.id, token.clone());
         log.line(format!(
             "==> {} of {} started by {}",
@@ -200,15 +222,56 @@ impl Pipeline {
         ))
         .await;
         let (state, summary) = crate::pipeline::operation::run(&self.fx, &op, &log, &token).await;
-        self.lock_running().remove(&op.id);
-        if let Err(error) = store
-            .set_operation_state(op.id, state, Some(&summary))
+        self.conclude(op.id, state, &summary).await;
+    }
+
+    /// Finishes or rolls back an operation a killed server left running.
+    async fn resume(&self, resumption: Resumption) {
+        let Resumption {
+            op,
+            course,
+            progress,
+        } = resumption;
+        let log = self.log(&op, self.masker(&op.env).await);
+        let token = CancellationToken::new();
+        self.lock_running().insert(op.id, token.clone());
+        let (state, summary) = crate::pipeline::recovery::resume::resume(
+            &self.fx, &op, course, &progress, &log, &token,
+        )
+        .await;
+        self.conclude(op.id, state, &summary).await;
+    }
+
+    /// Records how an operation ended and tells whoever follows it.
+    async fn conclude(&self, id: OperationId, state: OperationState, summary: &str) {
+        self.lock_running().remove(&id);
+        if let Err(error) = self
+            .fx
+            .store
+            .set_operation_state(id, state, Some(summary))
             .await
         {
-            tracing::error!(operation = %op.id, %error, "could not record how an operation ended");
+            tracing::error!(operation = %id, %error, "could not record how an operation ended");
         }
-        self.fx.reporter.operation_changed(op.id).await;
+        self.fx.reporter.operation_changed(id).await;
         self.bus.wake();
+    }
+
+    /// Masks every value an operation of `env` could print: the current variables, and
+    /// those of earlier releases (a rollback brings them back).
+    async fn masker(&self, env: &EnvKey) -> Masker {
+        let store = &self.fx.store;
+        let variables = store.variables(env).await.unwrap_or_default();
+        let releases = store.releases(env).await.unwrap_or_default();
+        let old_values = releases.into_iter().flat_map(|r| r.variables.into_values());
+        Masker::new(variables.into_iter().map(|v| v.value).chain(old_values))
+    }
+
+    fn lock_resumptions(&self) -> std::sync::MutexGuard<'_, HashMap<EnvKey, Vec<Resumption>>> {
+        self.inner
+            .resumptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, CancellationToken>> {

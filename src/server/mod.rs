@@ -105,6 +105,8 @@ pub enum ServerError {
     Recovery(String),
     #[error("{0}")]
     GitHub(#[from] crate::github::GitHubError),
+    #[error("{0}")]
+    TestPause(String),
 }
 
 /// What the API handlers share.
@@ -167,6 +169,14 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             source,
         })?;
 
+    // Test-only: unset, as it always is outside Slipway's own tests, it does nothing.
+    if let Some(point) = crate::pause::arm_from_env(&data_dir).map_err(ServerError::TestPause)? {
+        tracing::warn!(
+            point = point.name(),
+            "{} is set: this server stops for good at that point (a test-only setting)",
+            crate::pause::VARIABLE
+        );
+    }
     let (api_listener, api_addr) = bind(options.listen, "API", "--listen").await?;
     let (router_listener, router_addr) = bind(options.router, "router", "--router").await?;
 

@@ -16,6 +16,7 @@ mod operations;
 mod progress;
 mod releases;
 mod rows;
+mod switch;
 mod tokens;
 mod trait_impl;
 

@@ -163,6 +163,22 @@ impl Store for SqliteStore {
             })
     }
 
+    async fn commit_switch(
+        &self,
+        id: OperationId,
+        env: &EnvKey,
+        release: ReleaseNumber,
+        finished_at: i64,
+    ) -> EffectResult<()> {
+        self.commit_switch_tx(id, env, release, finished_at)
+            .await
+            .map_err(|fault| {
+                fault.context(format_args!(
+                    "cannot commit the switch of {env} to {release} (operation {id})"
+                ))
+            })
+    }
+
     async fn save_instance(&self, instance: &InstanceRecord) -> EffectResult<()> {
         self.upsert_instance(instance)
             .await

@@ -6,7 +6,9 @@ use std::path::Path;
 
 /// The web app every test deploys. Marker files next to it change its behaviour:
 /// `BROKEN` makes `/healthcheck` answer 500, `IGNORE_TERM` makes it ignore SIGTERM.
-pub const APP_PY: &str = r#"import json, os, signal, sys, threading
+/// `/wait?<file>` is a request that stays in flight: it creates `<file>.waiting`, then
+/// answers once `<file>` exists (at most a minute later).
+pub const APP_PY: &str = r#"import json, os, signal, sys, threading, time, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,6 +28,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/healthcheck":
             status, body = (500, "broken\n") if BROKEN else (200, "ok\n")
+        elif self.path.startswith("/wait?"):
+            gate = urllib.parse.unquote(self.path[len("/wait?"):])
+            open(gate + ".waiting", "w").close()
+            for _ in range(1200):
+                if os.path.exists(gate):
+                    break
+                time.sleep(0.05)
+            status, body = 200, "waited\n"
         else:
             status = 200
             body = json.dumps({"version": VERSION, "pid": os.getpid(),
@@ -64,6 +74,8 @@ pub struct App {
     pub ignore_sigterm: bool,
     /// The YAML value of `build.hook`.
     pub build_hook: Option<String>,
+    /// `http.watch` of the web service (`5s`).
+    pub watch: Option<String>,
     /// `(hook name, YAML value)` under `hooks:`.
     pub hooks: Vec<(String, String)>,
 }
@@ -80,6 +92,7 @@ impl App {
             broken: false,
             ignore_sigterm: false,
             build_hook: None,
+            watch: None,
             hooks: Vec::new(),
         }
     }
@@ -107,6 +120,9 @@ impl App {
             "    http:\n      health:\n        path: /healthcheck\n        strict: true\n        interval: 100ms\n        timeout: 1s\n        deadline: {}\n",
             self.deadline
         ));
+        if let Some(watch) = &self.watch {
+            yml.push_str(&format!("      watch: {watch}\n"));
+        }
         if let Some(build) = &self.build_hook {
             yml.push_str(&format!("build:\n  hook: {build}\n"));
         }

@@ -54,3 +54,30 @@ pub fn get_via(router: SocketAddr, host: &str, path: &str) -> Result<(u16, Strin
         Ok((status, body))
     })
 }
+
+/// GET `path` through the router with `X-Slipway-Debug: release`: the status, the
+/// release that answered (`X-Slipway-Release`), and the body.
+pub fn get_release_via(
+    router: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<(u16, Option<String>, String), String> {
+    runtime().block_on(async {
+        let url = format!("http://{router}{path}");
+        let response = client()
+            .get(url)
+            .header("host", host)
+            .header("x-slipway-debug", "release")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let release = response
+            .headers()
+            .get("x-slipway-release")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, release, body))
+    })
+}

@@ -83,12 +83,24 @@ pub fn serve_with(
     flags: &[String],
     token: Option<&str>,
 ) -> Server {
+    serve_with_env(ws, fake, flags, token, &[])
+}
+
+/// `serve_with`, with more environment variables for the server.
+pub fn serve_with_env(
+    ws: &Workspace,
+    fake: &FakeGitHub,
+    flags: &[String],
+    token: Option<&str>,
+    vars: &[(&str, &str)],
+) -> Server {
     let stderr = std::fs::File::create(ws.path("server.stderr")).expect("stderr file");
     let mut command = Command::new(SLIPWAY);
     command.env_remove("GITHUB_TOKEN");
     if let Some(token) = token {
         command.env("GITHUB_TOKEN", token);
     }
+    command.envs(vars.iter().copied());
     let mut child = command
         .args([
             "serve",

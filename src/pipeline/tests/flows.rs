@@ -428,45 +428,6 @@ async fn scale_pins_the_count_and_stop_timeout_kills_an_instance_that_ignores_si
 }
 
 #[tokio::test(start_paused = true)]
-async fn recovery_keeps_a_switched_release_and_rolls_back_an_unswitched_one() {
-    use crate::pipeline::model::StepRecord;
-    let world = world_with_v1().await;
-    // An operation that a killed server left running before its switch...
-    let before = world
-        .submit(OperationKind::Restart, None, serde_json::Value::Null)
-        .await;
-    world.pipeline.shutdown().await;
-    let world = World {
-        pipeline: crate::pipeline::Pipeline::new(world.pipeline.fx.clone(), LogBus::default()),
-        ..world
-    };
-    world
-        .store
-        .set_operation_state(before.id, OperationState::Running, None)
-        .await
-        .unwrap();
-    let step = StepRecord {
-        step: Step::StartInstances,
-        status: StepStatus::Running,
-        started_at: 0,
-        finished_at: None,
-        message: None,
-    };
-    world.store.record_step(before.id, &step).await.unwrap();
-    world.pipeline.recover().await.unwrap();
-    let op = world.store.operation(before.id).await.unwrap().unwrap();
-    assert_eq!(op.state, OperationState::RolledBack);
-    assert!(world
-        .log(before.id)
-        .contains("the server stopped before the switch"));
-    assert_eq!(
-        world.traffic.routed_releases(&world.env),
-        [v(1)],
-        "routing comes back from the database"
-    );
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_teardown_stops_everything_and_unroutes_the_environment() {
     let world = world_with_v1().await;
     let op = world

@@ -270,6 +270,30 @@ impl Store for MemoryStore {
         });
         Ok(())
     }
+    async fn commit_switch(
+        &self,
+        id: OperationId,
+        env: &EnvKey,
+        release: ReleaseNumber,
+        finished_at: i64,
+    ) -> EffectResult<()> {
+        // One lock for both, as one transaction in SQLite.
+        self.with(|s| {
+            let step = s
+                .steps
+                .get_mut(&id.0)
+                .and_then(|steps| steps.iter_mut().find(|r| r.step == Step::Switch))
+                .ok_or_else(|| missing("switch step"))?;
+            step.status = StepStatus::Succeeded;
+            step.finished_at = Some(finished_at);
+            step.message = None;
+            s.current.insert(env.clone(), release);
+            if let Some(op) = s.ops.get_mut(&id.0) {
+                op.step = Some(Step::Switch);
+            }
+            Ok(())
+        })
+    }
     async fn save_instance(&self, instance: &InstanceRecord) -> EffectResult<()> {
         self.with(|s| s.instances.insert(instance.id.clone(), instance.clone()));
         Ok(())

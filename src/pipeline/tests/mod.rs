@@ -4,6 +4,7 @@
 mod fakes;
 mod flows;
 mod memory_store;
+mod recovery;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +19,14 @@ use crate::pipeline::Pipeline;
 use fakes::{Events, FakeRuntime, FakeSources, FakeTraffic};
 use memory_store::MemoryStore;
 
-struct TestClock;
+/// Wall-clock time that follows tokio's paused time, so a test can check durations
+/// that the pipeline measures with `Clock` (how much of a watch is left).
+struct TestClock {
+    start: tokio::time::Instant,
+}
 impl Clock for TestClock {
     fn now_millis(&self) -> i64 {
-        0
+        self.start.elapsed().as_millis() as i64
     }
 }
 
@@ -71,7 +76,9 @@ impl World {
             runtime: runtime.clone(),
             traffic: traffic.clone(),
             sources: sources.clone(),
-            clock: Arc::new(TestClock),
+            clock: Arc::new(TestClock {
+                start: tokio::time::Instant::now(),
+            }),
             reporter: Arc::new(NoReporter),
         };
         let pipeline = Pipeline::new(fx, LogBus::default());
@@ -139,5 +146,42 @@ impl World {
 
     pub fn log(&self, id: OperationId) -> String {
         self.store.log_text(id).join("\n")
+    }
+
+    /// Waits (in paused time) until the runtime or router did something starting with
+    /// `prefix`.
+    pub async fn event(&self, prefix: &str) {
+        for _ in 0..100_000 {
+            if self.events.position(prefix).is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no `{prefix}` among {:?}", self.events.all());
+    }
+
+    /// The server is SIGKILLed: its operations stop where they stand (what they recorded
+    /// stays), its router forgets every route. Instances survive, as processes do; the
+    /// hooks that hung died with the server, and would not hang again.
+    pub async fn crash(self) -> World {
+        self.pipeline.shutdown().await;
+        self.runtime.behaviour.lock().unwrap().hanging_hooks.clear();
+        self.events.clear();
+        let traffic = Arc::new(FakeTraffic::new(self.events.clone()));
+        let fx = Effects {
+            traffic: traffic.clone(),
+            ..self.pipeline.fx.clone()
+        };
+        World {
+            traffic,
+            pipeline: Pipeline::new(fx, LogBus::default()),
+            ..self
+        }
+    }
+
+    /// A new server on the same state: recovery, then the workers.
+    pub async fn start(&self) {
+        self.pipeline.recover().await.unwrap();
+        self.pipeline.start_queued().await.unwrap();
     }
 }

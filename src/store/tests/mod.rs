@@ -5,6 +5,7 @@ mod instances;
 mod operations;
 mod progress;
 mod releases;
+mod switch;
 
 use std::collections::BTreeMap;
 

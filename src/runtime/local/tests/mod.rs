@@ -114,6 +114,15 @@ impl Store for LinesStore {
     async fn set_current_release(&self, _: &EnvKey, _: Option<ReleaseNumber>) -> EffectResult<()> {
         outside()
     }
+    async fn commit_switch(
+        &self,
+        _: OperationId,
+        _: &EnvKey,
+        _: ReleaseNumber,
+        _: i64,
+    ) -> EffectResult<()> {
+        outside()
+    }
     async fn save_instance(&self, _: &InstanceRecord) -> EffectResult<()> {
         outside()
     }

@@ -1,0 +1,203 @@
+//! What a rollout does once traffic is on the new release: drain the old instances,
+//! confirm through the router that the new release answers, stop the old instances,
+//! `post_deploy`, and the `watch` (which keeps the old instances until it passes). A
+//! server that restarts after the switch goes on from here too, skipping what its
+//! predecessor recorded as done.
+
+use std::time::Duration;
+
+use crate::pipeline::hooks::run_hook;
+use crate::pipeline::model::{InstanceRecord, Step};
+use crate::pipeline::plan;
+use crate::pipeline::progress::{HookCourse, Progress, NOT_RUN_AGAIN};
+use crate::pipeline::rollout::{
+    backends, context, Changes, Outcome, Rollout, Target, DRAIN_DEADLINE,
+};
+use crate::pipeline::steps::StepEnd;
+
+impl Rollout<'_> {
+    /// Everything after the switch. `old` are the instances the new release replaces;
+    /// `progress` is what a previous server already did (nothing, for a fresh rollout).
+    pub(crate) async fn after_switch(
+        &self,
+        target: &Target,
+        old: &[InstanceRecord],
+        changes: Changes,
+        progress: &Progress,
+    ) -> Outcome {
+        let env = &self.op.env;
+        let routed = plan::routed_service(&target.config).cloned();
+        let old_routed = target
+            .previous
+            .as_ref()
+            .and_then(|p| plan::routed_service(&p.1));
+        let old_backends = backends(
+            old.iter()
+                .filter(|i| !changes.stopped_old.contains(i) && Some(&i.service) == old_routed),
+        );
+
+        if !progress.is_resumed() {
+            if !old_backends.is_empty() {
+                let drain = async {
+                    let left = self.fx.traffic.drain(&old_backends, DRAIN_DEADLINE).await;
+                    Ok::<_, String>(match left {
+                        0 => StepEnd::Done(()),
+                        n => StepEnd::Warning(
+                            (),
+                            format!("{n} request(s) still in flight after {DRAIN_DEADLINE:?}"),
+                        ),
+                    })
+                };
+                let _ = self.steps.run(Step::Drain, drain).await;
+            }
+        } else if progress.interrupted(Step::Drain) {
+            // The requests being drained went through the router that died with the old
+            // server; the new router never sent anything to the old instances.
+            self.steps
+                .interrupted(
+                    Step::Drain,
+                    "the requests in flight through the stopped server were cut with it",
+                )
+                .await;
+        }
+
+        if routed.is_some() && !progress.succeeded(Step::Confirm) {
+            let expected = target.release.number;
+            let confirm = async {
+                match self.fx.traffic.probe(env).await {
+                    Ok(release) if release == expected => Ok(StepEnd::Done(())),
+                    Ok(release) => Err(format!(
+                        "the router answered from {release}, not {expected}"
+                    )),
+                    Err(error) => Err(format!("no answer through the router: {error}")),
+                }
+            };
+            if let Err(error) = self.steps.run(Step::Confirm, confirm).await {
+                return self.roll_back(target, old, changes, error).await;
+            }
+        }
+
+        let watch = routed
+            .as_ref()
+            .and_then(|name| target.config.services.get(name))
+            .and_then(|s| s.http.as_ref())
+            .map_or(Duration::ZERO, |http| http.watch);
+        let still_old: Vec<InstanceRecord> = old
+            .iter()
+            .filter(|i| !changes.stopped_old.contains(i))
+            .cloned()
+            .collect();
+        if watch.is_zero() {
+            self.stop_old_step(&still_old, target).await;
+        }
+
+        if target.run_deploy_hooks {
+            if let Some(hook) = &target.config.hooks.post_deploy {
+                let ctx = context(self.op, &target.release, &target.config);
+                let specs = ctx.hook("post_deploy", hook);
+                let body = async {
+                    Ok::<_, String>(
+                        match run_hook(self.fx, &target.release.artifact, &specs, &self.steps.log)
+                            .await
+                        {
+                            Ok(()) => StepEnd::Done(()),
+                            Err(error) => StepEnd::Warning(
+                                (),
+                                format!("post_deploy hook failed: {error}; no rollback"),
+                            ),
+                        },
+                    )
+                };
+                match progress.hook(Step::PostDeploy) {
+                    HookCourse::Run => {
+                        let _ = self.steps.run(Step::PostDeploy, body).await;
+                    }
+                    HookCourse::Interrupted => {
+                        self.steps
+                            .interrupted(Step::PostDeploy, NOT_RUN_AGAIN)
+                            .await
+                    }
+                    HookCourse::Done => {}
+                }
+            }
+        }
+
+        if !watch.is_zero() {
+            if !progress.ended(Step::Watch) {
+                let left = progress.watch_left(watch, self.fx.clock.now_millis());
+                if left < watch {
+                    self.steps
+                        .log
+                        .line(format!(
+                            "    the watch goes on: {} of {} left",
+                            crate::pipeline::format_duration(left),
+                            crate::pipeline::format_duration(watch)
+                        ))
+                        .await;
+                }
+                let watched = self
+                    .steps
+                    .run(Step::Watch, self.watch(&changes.started, target, left))
+                    .await;
+                if let Err(error) = watched {
+                    return self.roll_back(target, old, changes, error).await;
+                }
+            }
+            self.stop_old_step(&still_old, target).await;
+        }
+        Outcome::Succeeded
+    }
+
+    /// Keeps checking the new instances for `watch` after the switch.
+    async fn watch(
+        &self,
+        started: &[InstanceRecord],
+        target: &Target,
+        watch: Duration,
+    ) -> Result<StepEnd<()>, String> {
+        let until = tokio::time::Instant::now() + watch;
+        loop {
+            for instance in started {
+                let Some(check) = target
+                    .config
+                    .services
+                    .get(&instance.service)
+                    .and_then(plan::health_check)
+                else {
+                    continue;
+                };
+                let name = format!("{}.{}", instance.service, instance.index);
+                if !self.fx.runtime.is_running(instance).await {
+                    return Err(format!("{name} exited during the watch"));
+                }
+                if let Err(why) = self
+                    .fx
+                    .runtime
+                    .check(instance, &check, &target.release.artifact)
+                    .await
+                {
+                    return Err(format!(
+                        "{name} failed its health check during the watch: {why}"
+                    ));
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return Ok(StepEnd::Done(()));
+            }
+            tokio::time::sleep((until - now).min(Duration::from_millis(500))).await;
+        }
+    }
+
+    pub(crate) async fn stop_old_step(&self, old: &[InstanceRecord], target: &Target) {
+        if old.is_empty() {
+            return;
+        }
+        let body = async {
+            self.stop_all(old, target.previous.as_ref().map(|p| &p.1))
+                .await;
+            Ok::<_, String>(StepEnd::Done(()))
+        };
+        let _ = self.steps.run(Step::StopOld, body).await;
+    }
+}
