@@ -3,7 +3,7 @@
 
 mod fakes;
 mod flows;
-mod memory_store;
+pub(crate) mod memory_store;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -82,16 +82,22 @@ pub(crate) async fn execute(execution: Execution<'_>) -> io::Result<CommandOutco
         .and_then(|pid| i32::try_from(pid).ok())
         .ok_or_else(|| io::Error::other("the command ended before its process id was read"))?;
     let mut guard = GroupGuard { pgid, armed: true };
+    let dropped_before = execution.output.map(|(log, _)| log.dropped_bytes());
 
     let (sender, receiver) = mpsc::channel::<String>(256);
     let mut readers = JoinSet::new();
-    if let Some((_, label)) = execution.output {
+    if let Some((log, label)) = execution.output {
         let prefix = format!("[{label}] ");
         if let Some(stream) = child.stdout.take() {
-            readers.spawn(read_lines(stream, prefix.clone(), sender.clone()));
+            readers.spawn(read_lines(
+                stream,
+                prefix.clone(),
+                sender.clone(),
+                log.clone(),
+            ));
         }
         if let Some(stream) = child.stderr.take() {
-            readers.spawn(read_lines(stream, prefix, sender.clone()));
+            readers.spawn(read_lines(stream, prefix, sender.clone(), log.clone()));
         }
     }
     drop(sender);
@@ -117,6 +123,9 @@ pub(crate) async fn execute(execution: Execution<'_>) -> io::Result<CommandOutco
     };
     let (ended, ()) = tokio::join!(supervise, write);
     guard.armed = false;
+    if let (Some((log, label)), Some(before)) = (execution.output, dropped_before) {
+        log.report_dropped(label, before).await;
+    }
     ended
 }
 

@@ -5,6 +5,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::pipeline::log::LOG_CAP_BYTES;
 use crate::pipeline::traits::{CommandOutcome, Runtime};
 use crate::runtime::local::LocalRuntime;
 
@@ -180,6 +181,39 @@ async fn a_hook_that_forks_a_daemon_returns_and_the_daemon_is_gone() {
         eventually(Duration::from_secs(5), || async { !pid_exists(daemon) }).await,
         "the daemon was killed"
     );
+}
+
+/// 30 MB of output: the log keeps its cap's worth, one line says it is capped and one
+/// how much more was not kept, and the rest is read without being split into lines —
+/// the hook is neither blocked nor slowed.
+#[tokio::test]
+async fn a_flood_past_the_log_cap_is_drained_and_reported() {
+    let fixture = Fixture::new();
+    let spec = script(
+        "before_release",
+        "yes | head -c 30000000; echo done",
+        MINUTE,
+    );
+    let started = Instant::now();
+    let (outcome, lines) = fixture.run(&spec).await;
+    assert_eq!(outcome, CommandOutcome::Exited(0));
+    let kept: usize = lines.iter().map(|line| line.len() + 1).sum();
+    assert!(kept <= LOG_CAP_BYTES as usize + 1024, "{kept} bytes kept");
+    let capped = lines
+        .iter()
+        .position(|line| line.starts_with("[log capped at 10 MiB"))
+        .expect("a line says the log is capped");
+    assert_eq!(capped, lines.len() - 2, "{:?}", &lines[capped..]);
+    let last = lines.last().expect("a last line");
+    assert!(
+        last.starts_with("[before_release] ")
+            && last.ends_with(
+                " MiB more of output not kept: an operation's log keeps at most 10 MiB of output"
+            ),
+        "{last}"
+    );
+    assert!(!lines.iter().any(|line| line == "[before_release] done"));
+    eprintln!("30 MB of output took {:?}", started.elapsed());
 }
 
 #[tokio::test]
