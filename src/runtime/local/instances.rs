@@ -99,6 +99,7 @@ pub(crate) async fn start(
             timeout: command.timeout,
             kill_grace: HOOK_KILL_GRACE,
             output: Some((log, &command.label)),
+            scope: layout.scope(),
         })
         .await
         .map_err(|error| {

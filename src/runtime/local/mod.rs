@@ -13,6 +13,7 @@ pub mod mask_log;
 mod output;
 mod process;
 mod reap;
+mod sweep;
 #[cfg(test)]
 mod tests;
 
@@ -120,17 +121,10 @@ impl Runtime for LocalRuntime {
             timeout: spec.timeout,
             kill_grace: HOOK_KILL_GRACE,
             output: Some((log, &spec.label)),
+            scope: self.layout.scope(),
         })
         .await
         .map_err(|error| EffectError::Failed(format!("could not start {}: {error}", spec.label)))?;
-        if outcome == CommandOutcome::TimedOut {
-            log.line(format!(
-                "[{}] {}: stopped",
-                spec.label,
-                failure("", &outcome, spec.timeout).trim()
-            ))
-            .await;
-        }
         Ok(outcome)
     }
 
@@ -204,10 +198,22 @@ impl Runtime for LocalRuntime {
                 .unwrap_or_default();
         let unknown: std::collections::BTreeSet<i32> = groups.difference(&known).copied().collect();
         reap::kill_groups(&unknown);
-        unknown
+        let mut reaped: Vec<String> = unknown
             .iter()
             .map(|pgid| format!("process group {pgid}"))
-            .collect()
+            .collect();
+        // No command runs yet while the server starts: anything tagged as one of this
+        // data directory's runs was left by a killed server (a daemon that left its group).
+        let scope = self.layout.scope().to_owned();
+        let tagged = tokio::task::spawn_blocking(move || sweep::kill_scope(&scope))
+            .await
+            .unwrap_or_default();
+        reaped.extend(
+            tagged
+                .iter()
+                .map(|l| format!("process {} ({}) of a hook", l.pid, l.name)),
+        );
+        reaped
     }
 }
 
@@ -251,6 +257,7 @@ impl LocalRuntime {
             // A check that hangs is simply killed; it holds no state worth a grace.
             kill_grace: Duration::ZERO,
             output: None,
+            scope: self.layout.scope(),
         })
         .await
         .map_err(|error| format!("the check command could not start: {error}"))?;
