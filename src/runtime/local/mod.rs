@@ -13,6 +13,7 @@ pub mod mask_log;
 mod output;
 mod process;
 mod reap;
+mod rotate;
 mod sweep;
 #[cfg(test)]
 mod tests;
