@@ -7,10 +7,12 @@
 
 mod build;
 mod command;
+mod exits;
 mod instances;
 mod layout;
 pub mod mask_log;
 mod output;
+mod ports;
 mod process;
 mod reap;
 mod rotate;
@@ -147,6 +149,14 @@ impl Runtime for LocalRuntime {
 
     async fn is_running(&self, instance: &InstanceRecord) -> bool {
         instances::is_running(&self.layout, &self.children, instance)
+    }
+
+    async fn wait_exit(&self, instance: &InstanceRecord) {
+        instances::wait_exit(&self.layout, &self.children, instance).await
+    }
+
+    async fn exit_report(&self, instance: &InstanceRecord) -> Option<String> {
+        exits::report(&self.layout, &self.children, instance).await
     }
 
     async fn stop(&self, instance: &InstanceRecord, grace: Duration) -> EffectResult<StopOutcome> {
