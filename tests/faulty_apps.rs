@@ -314,9 +314,10 @@ fn a_release_that_goes_bad_after_the_switch(fault: LateFault) {
     });
 
     // What users saw. Before the fault and after the rollback: every request answered.
-    // In between, a request that reached the crashed process (in the moment before the
-    // watch saw it exit) is a 502 from the router; a release that only fails its health
-    // check still answers, so nothing fails.
+    // In between, a request that reached the crashed process in the moment before the
+    // watch saw it exit is a 502 from the router, or — when the process died while it
+    // answered — a response cut short; a release that only fails its health check still
+    // answers, so nothing fails.
     let failed: Vec<&Sample> = samples.iter().filter(|s| s.answer.is_err()).collect();
     for sample in &failed {
         assert!(
@@ -328,17 +329,19 @@ fn a_release_that_goes_bad_after_the_switch(fault: LateFault) {
         assert!(
             matches!(fault, LateFault::Crashes)
                 && (error.starts_with("502 could not connect to an instance of faulty/live")
-                    || error.starts_with("502 an instance of faulty/live closed")),
+                    || error.starts_with("502 an instance of faulty/live closed")
+                    || error == "error decoding response body"),
             "{fault:?}: a request failed with {error}"
         );
     }
-    let answered_after = samples
+    let mut after_the_rollback = samples.iter().filter(|s| s.sent > seen_ended);
+    assert!(after_the_rollback.all(|s| s.answer.as_deref() == Ok("one")));
+    let cut = failed
         .iter()
-        .filter(|s| s.sent > seen_ended)
-        .map(|s| s.answer.as_deref());
-    assert!(answered_after.clone().all(|a| a == Ok("one")));
+        .filter(|s| s.answer.as_ref().is_err_and(|e| !e.starts_with("502")))
+        .count();
     eprintln!(
-        "{fault:?}: {} requests, {} failed (all between the fault and the rollback)",
+        "{fault:?}: {} requests, {} failed between the fault and the rollback ({cut} cut short)",
         samples.len(),
         failed.len()
     );
