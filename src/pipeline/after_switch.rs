@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
+use crate::config::model::HealthCheck;
+use crate::pipeline::health::{details, timing};
 use crate::pipeline::hooks::run_hook;
 use crate::pipeline::model::{InstanceRecord, Step};
 use crate::pipeline::plan;
 use crate::pipeline::progress::{HookCourse, Progress, NOT_RUN_AGAIN};
 use crate::pipeline::rollout::{
-    backends, context, Changes, Outcome, Rollout, Target, DRAIN_DEADLINE,
+    backends, context, Changes, Outcome, Rollout, Target, DRAIN_DEADLINE, WATCH_CHECK_EVERY,
 };
 use crate::pipeline::steps::StepEnd;
 
@@ -148,44 +150,85 @@ impl Rollout<'_> {
         Outcome::Succeeded
     }
 
-    /// Keeps checking the new instances for `watch` after the switch.
+    /// Keeps checking the new instances for `watch` after the switch: an instance that
+    /// exits is seen as soon as the runtime tells (so that a crash switches traffic back
+    /// at once), and each health check runs every `interval` of its check (at most
+    /// `WATCH_CHECK_EVERY`).
     async fn watch(
         &self,
         started: &[InstanceRecord],
         target: &Target,
         watch: Duration,
     ) -> Result<StepEnd<()>, String> {
-        let until = tokio::time::Instant::now() + watch;
-        loop {
-            for instance in started {
-                let Some(check) = target
+        let start = tokio::time::Instant::now();
+        let until = start + watch;
+        let mut watched: Vec<(&InstanceRecord, HealthCheck, tokio::time::Instant)> = started
+            .iter()
+            .filter_map(|instance| {
+                let check = target
                     .config
                     .services
                     .get(&instance.service)
-                    .and_then(plan::health_check)
-                else {
+                    .and_then(plan::health_check)?;
+                Some((instance, check, start))
+            })
+            .collect();
+        let instances: Vec<&InstanceRecord> = watched.iter().map(|(i, _, _)| *i).collect();
+        let exits = instances.into_iter().map(|instance| {
+            Box::pin(async move {
+                self.fx.runtime.wait_exit(instance).await;
+                instance
+            })
+        });
+        let mut first_exit: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
+            if watched.is_empty() {
+                Box::pin(std::future::pending())
+            } else {
+                Box::pin(futures_util::future::select_all(exits))
+            };
+        loop {
+            let now = tokio::time::Instant::now();
+            for (instance, check, next_check) in &mut watched {
+                if now < *next_check {
                     continue;
-                };
-                let name = format!("{}.{}", instance.service, instance.index);
-                if !self.fx.runtime.is_running(instance).await {
-                    return Err(format!("{name} exited during the watch"));
                 }
                 if let Err(why) = self
                     .fx
                     .runtime
-                    .check(instance, &check, &target.release.artifact)
+                    .check(instance, check, &target.release.artifact)
                     .await
                 {
+                    let name = format!("{}.{}", instance.service, instance.index);
+                    // A check that failed because the instance just exited says so.
+                    if !self.fx.runtime.is_running(instance).await {
+                        let why = self.fx.runtime.exit_report(instance).await;
+                        return Err(format!("{name} exited during the watch{}", details(why)));
+                    }
                     return Err(format!(
                         "{name} failed its health check during the watch: {why}"
                     ));
                 }
+                let (interval, _) = timing(check);
+                *next_check = now + interval.min(WATCH_CHECK_EVERY);
             }
             let now = tokio::time::Instant::now();
             if now >= until {
                 return Ok(StepEnd::Done(()));
             }
-            tokio::time::sleep((until - now).min(Duration::from_millis(500))).await;
+            let next = watched
+                .iter()
+                .map(|(_, _, next_check)| *next_check)
+                .min()
+                .unwrap_or(until)
+                .min(until);
+            tokio::select! {
+                (instance, _, _) = &mut first_exit => {
+                    let name = format!("{}.{}", instance.service, instance.index);
+                    let why = self.fx.runtime.exit_report(instance).await;
+                    return Err(format!("{name} exited during the watch{}", details(why)));
+                }
+                () = tokio::time::sleep_until(next) => {}
+            }
         }
     }
 

@@ -48,8 +48,10 @@ pub async fn wait_healthy(
     let mut last_error = String::from("not checked yet");
     loop {
         if !runtime.is_running(instance).await {
+            let why = runtime.exit_report(instance).await;
             return Err(format!(
-                "exited before it became healthy (last check: {last_error})"
+                "exited before it became healthy (last check: {last_error}){}",
+                details(why)
             ));
         }
         match runtime.check(instance, check, artifact).await {
@@ -68,4 +70,9 @@ pub async fn wait_healthy(
             pause = (pause * 2).min(interval);
         }
     }
+}
+
+/// `: <report>` when the runtime could say more about an instance that exited.
+pub fn details(report: Option<String>) -> String {
+    report.map_or_else(String::new, |report| format!(": {report}"))
 }

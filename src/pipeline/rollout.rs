@@ -21,6 +21,8 @@ use crate::pipeline::traits::{Backend, Effects};
 
 /// How long the router may take to finish requests in flight to old instances.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// During the watch, health checks come at the check's interval, but at least this often.
+pub const WATCH_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// A release to roll out, with the one it replaces.
 pub struct Target {

@@ -244,6 +244,20 @@ pub trait Runtime: Send + Sync + 'static {
     async fn start(&self, spec: &InstanceSpec, log: &OperationLog) -> EffectResult<InstanceRecord>;
     /// Whether the instance is still running.
     async fn is_running(&self, instance: &InstanceRecord) -> bool;
+    /// Resolves once the instance is no longer running. The default asks `is_running`
+    /// every 100 ms; a runtime that is told when its processes end answers at once.
+    async fn wait_exit(&self, instance: &InstanceRecord) {
+        while self.is_running(instance).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    /// For an instance that is no longer running: what a person needs to know about why
+    /// (how it ended, a port another process holds, where its output is), when the
+    /// runtime can tell.
+    async fn exit_report(&self, instance: &InstanceRecord) -> Option<String> {
+        let _ = instance;
+        None
+    }
     /// Stops an instance: SIGTERM, then SIGKILL after `grace`.
     async fn stop(&self, instance: &InstanceRecord, grace: Duration) -> EffectResult<StopOutcome>;
     /// One health check of a running instance; `Ok(())` when healthy, else why not.

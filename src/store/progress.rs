@@ -1,12 +1,17 @@
 //! What an operation did: its steps (one row per step, updated as it ends) and its
 //! log lines (numbered 1, 2, 3... per operation, in the order they were appended).
 
+use sqlx::{QueryBuilder, Sqlite};
+
 use super::error::FaultResult;
 use super::operations::expect_one;
 use super::rows::StepRow;
 use super::SqliteStore;
 use crate::ids::OperationId;
 use crate::pipeline::model::{LogLine, StepRecord};
+
+/// Rows of one log insert: 4 parameters each, far below SQLite's limit of 32,766.
+const LOG_ROWS_PER_INSERT: usize = 250;
 
 impl SqliteStore {
     pub(super) async fn upsert_step(
@@ -72,16 +77,21 @@ impl SqliteStore {
         .bind(id.0)
         .fetch_one(&mut *tx)
         .await?;
-        for (offset, text) in (1..).zip(lines) {
-            sqlx::query(
-                "INSERT INTO operation_logs (operation_id, seq, at, text) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id.0)
-            .bind(last + offset)
-            .bind(at)
-            .bind(text.as_str())
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: a hook that floods its output writes hundreds of
+        // thousands of lines, and one statement per line would cost a round trip each.
+        let mut seq = last;
+        for chunk in lines.chunks(LOG_ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO operation_logs (operation_id, seq, at, text) ",
+            );
+            insert.push_values(chunk, |mut row, text| {
+                seq += 1;
+                row.push_bind(id.0)
+                    .push_bind(seq)
+                    .push_bind(at)
+                    .push_bind(text.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -5,7 +5,10 @@
 use std::path::Path;
 
 /// The web app every test deploys. Marker files next to it change its behaviour:
-/// `BROKEN` makes `/healthcheck` answer 500, `IGNORE_TERM` makes it ignore SIGTERM.
+/// `BROKEN` makes `/healthcheck` answer 500, `IGNORE_TERM` makes it ignore SIGTERM; and
+/// a faulty app's gates, each naming a file that the test creates when it wants the
+/// fault: `CRASH_WHEN` (the app exits with code 3 once the file exists) and `SICK_WHEN`
+/// (`/healthcheck` answers 500 once it exists, while `/` still answers).
 /// `/wait?<file>` is a request that stays in flight: it creates `<file>.waiting`, then
 /// answers once `<file>` exists (at most a minute later).
 pub const APP_PY: &str = r#"import json, os, signal, sys, threading, time, urllib.parse
@@ -15,6 +18,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION = open(os.path.join(HERE, "VERSION")).read().strip()
 BROKEN = os.path.exists(os.path.join(HERE, "BROKEN"))
 IGNORE_TERM = os.path.exists(os.path.join(HERE, "IGNORE_TERM"))
+
+
+def gate(name):
+    marker = os.path.join(HERE, name)
+    return open(marker).read().strip() if os.path.exists(marker) else None
+
+
+CRASH_WHEN, SICK_WHEN = gate("CRASH_WHEN"), gate("SICK_WHEN")
 KEYS = ["SLIPWAY_APP", "SLIPWAY_ENVIRONMENT", "SLIPWAY_SERVICE", "SLIPWAY_RELEASE", "SLIPWAY_COMMIT",
         "SLIPWAY_OPERATION", "SLIPWAY_CONTAINER_SIZE", "PORT", "GREETING"]
 
@@ -27,12 +38,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/healthcheck":
-            status, body = (500, "broken\n") if BROKEN else (200, "ok\n")
+            sick = BROKEN or (SICK_WHEN is not None and os.path.exists(SICK_WHEN))
+            status, body = (500, "broken\n") if sick else (200, "ok\n")
         elif self.path.startswith("/wait?"):
-            gate = urllib.parse.unquote(self.path[len("/wait?"):])
-            open(gate + ".waiting", "w").close()
+            waited_for = urllib.parse.unquote(self.path[len("/wait?"):])
+            open(waited_for + ".waiting", "w").close()
             for _ in range(1200):
-                if os.path.exists(gate):
+                if os.path.exists(waited_for):
                     break
                 time.sleep(0.05)
             status, body = 200, "waited\n"
@@ -56,6 +68,12 @@ if IGNORE_TERM:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 else:
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+if CRASH_WHEN is not None:
+    def crash_when_told():
+        while not os.path.exists(CRASH_WHEN):
+            time.sleep(0.01)
+        os._exit(3)
+    threading.Thread(target=crash_when_told, daemon=True).start()
 print("version", VERSION, "on", os.environ["PORT"], flush=True)
 server.serve_forever()
 "#;
@@ -72,10 +90,16 @@ pub struct App {
     pub deadline: String,
     pub broken: bool,
     pub ignore_sigterm: bool,
+    /// The app exits (code 3) once this file exists.
+    pub crash_when: Option<std::path::PathBuf>,
+    /// `/healthcheck` answers 500 once this file exists.
+    pub sick_when: Option<std::path::PathBuf>,
+    /// The service's command (default `exec python3 app.py`).
+    pub command: Option<String>,
+    /// `http.watch`, e.g. `20s`.
+    pub watch: Option<String>,
     /// The YAML value of `build.hook`.
     pub build_hook: Option<String>,
-    /// `http.watch` of the web service (`5s`).
-    pub watch: Option<String>,
     /// `(hook name, YAML value)` under `hooks:`.
     pub hooks: Vec<(String, String)>,
 }
@@ -91,8 +115,11 @@ impl App {
             deadline: "20s".to_owned(),
             broken: false,
             ignore_sigterm: false,
-            build_hook: None,
+            crash_when: None,
+            sick_when: None,
+            command: None,
             watch: None,
+            build_hook: None,
             hooks: Vec::new(),
         }
     }
@@ -109,9 +136,16 @@ impl App {
     }
 
     pub fn slipway_yml(&self) -> String {
+        let command = self
+            .command
+            .as_deref()
+            .map_or_else(|| "exec python3 app.py".to_owned(), yaml_str);
         let mut yml = format!(
-            "app: {}\nservices:\n  web:\n    command: exec python3 app.py\n    instances: {}\n    stop_timeout: {}\n",
-            self.name, self.instances, self.stop_timeout
+            "app: {}\nservices:\n  web:\n    command: {}\n    instances: {}\n    stop_timeout: {}\n",
+            self.name,
+            command,
+            self.instances,
+            self.stop_timeout
         );
         if let Some(zero_downtime) = self.zero_downtime {
             yml.push_str(&format!("    zero_downtime: {zero_downtime}\n"));
@@ -150,6 +184,18 @@ impl App {
                 std::fs::write(&path, "").expect("a marker file");
             } else {
                 let _ = std::fs::remove_file(&path);
+            }
+        }
+        for (marker, gate) in [
+            ("CRASH_WHEN", &self.crash_when),
+            ("SICK_WHEN", &self.sick_when),
+        ] {
+            let path = dir.join(marker);
+            match gate {
+                Some(gate) => std::fs::write(&path, gate.display().to_string()).expect("a gate"),
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                }
             }
         }
     }

@@ -52,3 +52,16 @@ pub fn kill_everything_under(root: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A memory figure of `pid` in KiB from `/proc/<pid>/status` (`VmHWM`: the peak resident
+/// set; `VmRSS`: the resident set now), or `None` when the process is gone.
+pub fn memory_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -42,6 +42,8 @@ pub struct Behaviour {
     pub unhealthy_commits: HashSet<String>,
     /// Instances of these commits pass two checks, then fail.
     pub flaky_commits: HashSet<String>,
+    /// Instances of these commits exit this long after they start.
+    pub crashing_commits: BTreeMap<String, Duration>,
     /// Hooks with these labels exit 1.
     pub failing_hooks: HashSet<String>,
     /// Hooks with these labels never end (until cancelled).
@@ -53,7 +55,7 @@ pub struct FakeRuntime {
     pub events: Events,
     pub behaviour: Mutex<Behaviour>,
     built: Mutex<BTreeMap<String, String>>,
-    running: Mutex<HashSet<String>>,
+    running: Arc<Mutex<HashSet<String>>>,
     checks: Mutex<BTreeMap<String, u32>>,
     /// Instance id -> commit, to look up behaviour.
     commits: Mutex<BTreeMap<String, String>>,
@@ -66,7 +68,7 @@ impl FakeRuntime {
             events,
             behaviour: Mutex::new(Behaviour::default()),
             built: Mutex::default(),
-            running: Mutex::default(),
+            running: Arc::default(),
             checks: Mutex::default(),
             commits: Mutex::default(),
             next_port: AtomicU32::new(1000),
@@ -165,6 +167,20 @@ impl Runtime for FakeRuntime {
         };
         self.events.push(format!("start {}", name(&record)));
         self.running.lock().unwrap().insert(id.clone());
+        let crash = self
+            .behaviour
+            .lock()
+            .unwrap()
+            .crashing_commits
+            .get(&commit_of(&spec.artifact))
+            .copied();
+        if let Some(after) = crash {
+            let (running, crashed) = (self.running.clone(), id.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                running.lock().unwrap().remove(&crashed);
+            });
+        }
         self.commits
             .lock()
             .unwrap()

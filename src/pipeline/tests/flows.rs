@@ -238,6 +238,46 @@ async fn a_failure_during_the_watch_switches_back_to_the_old_instances() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_instance_that_exits_during_the_watch_is_seen_at_once_and_traffic_switches_back() {
+    let world = World::new();
+    let mut watched = config();
+    watched
+        .services
+        .get_mut(&ServiceName::from("web"))
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .watch = Duration::from_secs(60);
+    world.commit("c1", watched.clone());
+    world.commit("c2", watched);
+    assert_eq!(world.deploy("c1").await.state, OperationState::Succeeded);
+    world
+        .runtime
+        .behaviour
+        .lock()
+        .unwrap()
+        .crashing_commits
+        .insert("c2".into(), Duration::from_secs(10));
+    world.events.clear();
+    let started = tokio::time::Instant::now();
+    let op = world.deploy("c2").await;
+    let took = started.elapsed();
+    assert_eq!(op.state, OperationState::RolledBack, "{}", world.log(op.id));
+    assert!(
+        world.log(op.id).contains("web.1 exited during the watch"),
+        "{}",
+        world.log(op.id)
+    );
+    assert_eq!(world.traffic.routed_releases(&world.env), [v(1)]);
+    // Seen within the runtime's exit poll, not at the next health check or the watch's end.
+    assert!(
+        took < Duration::from_millis(10_300),
+        "the crash at 10s was seen after {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn of_several_queued_deploys_only_the_newest_runs() {
     let world = world_with_v1().await;
     world.commit("c3", config());

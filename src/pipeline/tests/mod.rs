@@ -3,7 +3,7 @@
 
 mod fakes;
 mod flows;
-mod memory_store;
+pub(crate) mod memory_store;
 mod recovery;
 
 use std::sync::Arc;

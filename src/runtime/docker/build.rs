@@ -137,7 +137,7 @@ pub async fn build(
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| format!("[build] {}", l.trim_end()))
                 .collect();
-            log.lines(lines).await;
+            log.output(lines).await;
         }
     }
     let image = docker

@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::pipeline::log::OperationLog;
+use crate::pipeline::log::{OperationLog, MAX_LINE_BYTES};
 use crate::pipeline::traits::{EffectError, EffectResult};
 
 /// Requests that do not stream get this long; builds and waits are bounded by their own
@@ -130,7 +130,9 @@ pub async fn wait_exit(docker: &Docker, id: &str) -> Option<i64> {
 }
 
 /// Forwards the container's output, each line prefixed with `[<label>] `, until the
-/// container's output ends (it stopped) or the log task is dropped.
+/// container's output ends (it stopped) or the log task is dropped. Lines are cut at
+/// `MAX_LINE_BYTES` as they come (one endless line never grows memory), and once the log
+/// is capped the output is only counted.
 pub async fn forward_output(docker: Docker, id: String, label: String, log: OperationLog) {
     let options = LogsOptions {
         follow: true,
@@ -140,21 +142,79 @@ pub async fn forward_output(docker: Docker, id: String, label: String, log: Oper
         ..LogsOptions::default()
     };
     let mut output = docker.logs(&id, Some(options));
-    let prefix = format!("[{label}] ");
-    let mut partial = Vec::<u8>::new();
+    let mut splitter = LineSplitter::new(format!("[{label}] "));
     while let Some(Ok(chunk)) = output.next().await {
-        partial.extend_from_slice(&chunk.into_bytes());
-        let mut lines = Vec::new();
-        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = partial.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-            lines.push(format!("{prefix}{}", text.trim_end_matches('\r')));
+        let bytes = chunk.into_bytes();
+        if log.is_capped() {
+            log.note_dropped((bytes.len() + splitter.discard()) as u64);
+            continue;
         }
-        log.lines(lines).await;
+        let mut lines = Vec::new();
+        splitter.push(&bytes, &mut lines);
+        log.output(lines).await;
     }
-    if !partial.is_empty() {
-        log.line(format!("{prefix}{}", String::from_utf8_lossy(&partial)))
-            .await;
+    if let Some(last) = splitter.finish() {
+        log.output(vec![last]).await;
+    }
+}
+
+/// Splits a stream of output pieces into log lines.
+struct LineSplitter {
+    prefix: String,
+    /// The line being read, at most `MAX_LINE_BYTES` of it.
+    line: Vec<u8>,
+    /// Whether the line being read was longer than that.
+    cut: bool,
+}
+
+impl LineSplitter {
+    fn new(prefix: String) -> LineSplitter {
+        LineSplitter {
+            prefix,
+            line: Vec::new(),
+            cut: false,
+        }
+    }
+
+    /// Splits `bytes`, a piece of the stream, appending the lines it ends to `lines`.
+    fn push(&mut self, bytes: &[u8], lines: &mut Vec<String>) {
+        for piece in bytes.split_inclusive(|byte| *byte == b'\n') {
+            let (text, ends) = match piece.strip_suffix(b"\n") {
+                Some(text) => (text, true),
+                None => (piece, false),
+            };
+            let room = MAX_LINE_BYTES.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&text[..text.len().min(room)]);
+            self.cut |= text.len() > room;
+            if ends {
+                lines.push(self.take());
+            }
+        }
+    }
+
+    /// Drops the line being read; returns how many bytes it had.
+    fn discard(&mut self) -> usize {
+        let dropped = self.line.len();
+        self.line.clear();
+        self.cut = false;
+        dropped
+    }
+
+    /// The last line, if the stream ended without a newline.
+    fn finish(&mut self) -> Option<String> {
+        (!self.line.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        let mut text = format!("{}{}", self.prefix, String::from_utf8_lossy(&self.line));
+        if self.cut {
+            text.push_str(" [line cut]");
+        }
+        self.discard();
+        text
     }
 }
 
@@ -201,5 +261,27 @@ impl Drop for RemoveOnDrop {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_pieces_become_lines_and_an_endless_line_is_cut_as_it_comes() {
+        let mut splitter = LineSplitter::new("[deploy] ".to_owned());
+        let mut lines = Vec::new();
+        splitter.push(b"one\ntw", &mut lines);
+        splitter.push(b"o\r\n", &mut lines);
+        for _ in 0..1000 {
+            splitter.push(&[b'x'; 1024], &mut lines);
+        }
+        assert!(splitter.line.len() <= MAX_LINE_BYTES);
+        splitter.push(b"x\nlast", &mut lines);
+        assert_eq!(lines[..2], ["[deploy] one", "[deploy] two"]);
+        assert!(lines[2].ends_with("x [line cut]") && lines[2].len() < MAX_LINE_BYTES + 30);
+        assert_eq!(splitter.finish().as_deref(), Some("[deploy] last"));
+        assert_eq!(splitter.finish(), None);
     }
 }

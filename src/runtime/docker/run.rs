@@ -57,6 +57,7 @@ pub async fn run(
         .start_container(&created.id, None::<StartContainerOptions>)
         .await
         .map_err(|e| failed(&format!("could not start {}", spec.label), &e))?;
+    let dropped_before = log.dropped_bytes();
     let output = tokio::spawn(engine::forward_output(
         docker.clone(),
         created.id.clone(),
@@ -90,6 +91,7 @@ pub async fn run(
         ))
         .await;
     }
+    log.report_dropped(&spec.label, dropped_before).await;
     Ok(outcome)
 }
 

@@ -45,7 +45,7 @@ pub(crate) async fn build(
     }
     let build_dir = layout.new_build_dir(&spec.artifact_key)?;
     let cache_dir = layout.cache_dir(&spec.env)?;
-    let result = build_in(&build_dir, &cache_dir, spec, log).await;
+    let result = build_in(&build_dir, &cache_dir, layout.scope(), spec, log).await;
     let result = match result {
         Ok(()) => finish(layout, &build_dir, spec).await,
         Err(error) => Err(error),
@@ -60,6 +60,7 @@ pub(crate) async fn build(
 async fn build_in(
     build_dir: &Path,
     cache_dir: &Path,
+    scope: &str,
     spec: &BuildSpec,
     log: &OperationLog,
 ) -> EffectResult<()> {
@@ -111,6 +112,7 @@ async fn build_in(
             timeout: command.timeout,
             kill_grace: HOOK_KILL_GRACE,
             output: Some((log, &command.label)),
+            scope,
         })
         .await
         .map_err(|error| EffectError::Failed(format!("could not start the build hook: {error}")))?;

@@ -29,6 +29,8 @@ use crate::runtime::local::process::{
 
 /// After SIGKILL, how long to wait for the kernel to take the group down.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How often an adopted instance is looked at by someone waiting for it to end.
+const ADOPTED_EXIT_POLL: Duration = Duration::from_millis(50);
 
 /// The instances this server process spawned, by pid, with whether each has exited.
 /// Instances adopted after a restart are not here: they are asked about with `kill(pid, 0)`.
@@ -59,6 +61,22 @@ impl Children {
     /// `Some(running)` for a child of this process, `None` for anything else.
     fn running(&self, pid: i32) -> Option<bool> {
         self.lock().get(&pid).map(|exit| exit.borrow().is_none())
+    }
+
+    /// Resolves when the child `pid` ends; `false` at once for a pid that is not a child
+    /// of this process (nothing tells when it ends).
+    pub(crate) async fn wait_exit(&self, pid: i32) -> bool {
+        let Some(mut exit) = self.lock().get(&pid).cloned() else {
+            return false;
+        };
+        // The sender lives until it has sent the ending: an error means it sent it.
+        let _ = exit.wait_for(Option::is_some).await;
+        true
+    }
+
+    /// How a child of this process ended (`exit code 1`), once it has.
+    pub(crate) fn ended(&self, pid: i32) -> Option<String> {
+        self.lock().get(&pid).and_then(|exit| exit.borrow().clone())
     }
 
     fn forget(&self, pid: i32) {
@@ -99,6 +117,7 @@ pub(crate) async fn start(
             timeout: command.timeout,
             kill_grace: HOOK_KILL_GRACE,
             output: Some((log, &command.label)),
+            scope: layout.scope(),
         })
         .await
         .map_err(|error| {
@@ -193,6 +212,20 @@ pub(crate) async fn start(
         address,
         started_at: SystemClock.now_millis(),
     })
+}
+
+/// Resolves once the instance's process has ended.
+pub(crate) async fn wait_exit(layout: &Layout, children: &Children, instance: &InstanceRecord) {
+    let Some(pid) = parse_handle(&instance.handle) else {
+        return;
+    };
+    if children.wait_exit(pid).await {
+        return;
+    }
+    // Adopted after a restart: no exit to be told of, so look.
+    while adopted_alive(layout, pid) {
+        tokio::time::sleep(ADOPTED_EXIT_POLL).await;
+    }
 }
 
 /// Whether the instance's process lives.

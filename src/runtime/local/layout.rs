@@ -22,13 +22,21 @@ pub(crate) const ARTIFACT_MARKER: &str = ".slipway-artifact";
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
     data_dir: PathBuf,
+    /// Tags the processes of this data directory's commands (`sweep.rs`).
+    scope: String,
 }
 
 impl Layout {
     pub(crate) fn new(data_dir: PathBuf) -> Self {
         // Children run in other directories, so every path handed to them is absolute.
         let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
-        Self { data_dir }
+        let scope = crate::runtime::local::sweep::scope_of(&data_dir);
+        Self { data_dir, scope }
+    }
+
+    /// The scope of this data directory's command tags.
+    pub(crate) fn scope(&self) -> &str {
+        &self.scope
     }
 
     pub(crate) fn artifacts_dir(&self) -> PathBuf {

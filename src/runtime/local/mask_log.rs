@@ -2,10 +2,11 @@
 //! its own (`slipway __mask-log FILE`, in the instance's process group), which replaces
 //! configuration values with `****` and appends to the instance's log file. The server is
 //! not in the path, so output still survives a server restart; the masker ends when the
-//! instance and everything it forked have closed the pipe.
+//! instance and everything it forked have closed the pipe. The file is rotated at
+//! `INSTANCE_LOG_BYTES` (`rotate.rs`), so no instance can fill the disk.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -13,6 +14,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use tokio::process::{Child, Command};
 
 use crate::pipeline::log::Masker;
+use crate::runtime::local::rotate::{RotatingFile, INSTANCE_LOG_BYTES};
 
 /// The variable that carries the values to mask, as a JSON list of strings.
 const VALUES_VARIABLE: &str = "SLIPWAY_MASK_VALUES";
@@ -64,7 +66,7 @@ pub fn run(file: &Path) -> i32 {
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
     let masker = Masker::new(values);
-    match copy(io::stdin().lock(), file, &masker) {
+    match copy(io::stdin().lock(), file, &masker, INSTANCE_LOG_BYTES) {
         Ok(()) => 0,
         Err(error) => {
             eprintln!("slipway __mask-log: {error}");
@@ -73,25 +75,49 @@ pub fn run(file: &Path) -> i32 {
     }
 }
 
-fn copy(input: impl io::Read, file: &Path, masker: &Masker) -> io::Result<()> {
-    let mut output = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)?;
-    let mut input = BufReader::new(input);
-    let mut line = Vec::with_capacity(1024);
+/// Copies `input` into `file`, masked, rotating the file at `limit` bytes. Input is
+/// masked in runs of whole lines (a value to mask never spans lines, so never a run's
+/// edge), which costs one pass per read instead of one per line; a line longer than
+/// `MAX_LINE` is written in pieces. Writes are buffered while more input is waiting and
+/// flushed as soon as none is, so a flood costs few writes and a quiet instance's last
+/// line is in the file at once.
+fn copy(input: impl io::Read, file: &Path, masker: &Masker, limit: u64) -> io::Result<()> {
+    let mut output = RotatingFile::open(file, limit)?;
+    let mut input = BufReader::with_capacity(64 * 1024, input);
+    // The start of a line whose end has not been read yet.
+    let mut partial: Vec<u8> = Vec::with_capacity(1024);
+    let write = |output: &mut RotatingFile, bytes: &[u8]| {
+        output.write(masker.mask(&String::from_utf8_lossy(bytes)).as_bytes())
+    };
     loop {
-        line.clear();
-        let read = input
-            .by_ref()
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line)?;
-        if read == 0 {
-            return Ok(());
+        if input.buffer().is_empty() {
+            // The next read may wait: what is written so far must be in the file first.
+            output.flush()?;
         }
-        let text = String::from_utf8_lossy(&line);
-        output.write_all(masker.mask(&text).as_bytes())?;
-        output.flush()?;
+        let buffer = input.fill_buf()?;
+        if buffer.is_empty() {
+            if !partial.is_empty() {
+                write(&mut output, &partial)?;
+            }
+            return output.flush();
+        }
+        let read = buffer.len();
+        match buffer.iter().rposition(|byte| *byte == b'\n') {
+            Some(end) => {
+                partial.extend_from_slice(&buffer[..=end]);
+                input.consume(end + 1);
+                write(&mut output, &partial)?;
+                partial.clear();
+            }
+            None => {
+                partial.extend_from_slice(buffer);
+                input.consume(read);
+                if partial.len() >= MAX_LINE {
+                    write(&mut output, &partial)?;
+                    partial.clear();
+                }
+            }
+        }
     }
 }
 
@@ -110,10 +136,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("web.1.log");
         let input = "using sk-live-1234 for shop on 8080\nbye\n".as_bytes();
-        copy(input, &file, &masker).unwrap();
+        copy(input, &file, &masker, INSTANCE_LOG_BYTES).unwrap();
         assert_eq!(
             std::fs::read_to_string(file).unwrap(),
             "using **** for shop on 8080\nbye\n"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_output_is_rotated_and_its_last_line_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web.1.log");
+        let limit = 1024 * 1024;
+        // 8 MiB of `y` lines: eight times the limit.
+        let flood = "y\n".repeat(4 * 1024 * 1024) + "last words\n";
+        copy(flood.as_bytes(), &file, &Masker::default(), limit).unwrap();
+        let (current, previous) = (
+            std::fs::metadata(&file).unwrap().len(),
+            std::fs::metadata(dir.path().join("web.1.log.1"))
+                .unwrap()
+                .len(),
+        );
+        assert!(current <= limit + 128 * 1024, "{current}");
+        assert!(previous <= limit + 128 * 1024, "{previous}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("==> log rotated at 1 MiB: earlier output is in web.1.log.1\n"));
+        assert!(
+            text.ends_with("\nlast words\n"),
+            "{}",
+            &text[text.len() - 100..]
         );
     }
 }

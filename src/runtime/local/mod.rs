@@ -7,12 +7,16 @@
 
 mod build;
 mod command;
+mod exits;
 mod instances;
 mod layout;
 pub mod mask_log;
 mod output;
+mod ports;
 mod process;
 mod reap;
+mod rotate;
+mod sweep;
 #[cfg(test)]
 mod tests;
 
@@ -120,17 +124,10 @@ impl Runtime for LocalRuntime {
             timeout: spec.timeout,
             kill_grace: HOOK_KILL_GRACE,
             output: Some((log, &spec.label)),
+            scope: self.layout.scope(),
         })
         .await
         .map_err(|error| EffectError::Failed(format!("could not start {}: {error}", spec.label)))?;
-        if outcome == CommandOutcome::TimedOut {
-            log.line(format!(
-                "[{}] {}: stopped",
-                spec.label,
-                failure("", &outcome, spec.timeout).trim()
-            ))
-            .await;
-        }
         Ok(outcome)
     }
 
@@ -152,6 +149,14 @@ impl Runtime for LocalRuntime {
 
     async fn is_running(&self, instance: &InstanceRecord) -> bool {
         instances::is_running(&self.layout, &self.children, instance)
+    }
+
+    async fn wait_exit(&self, instance: &InstanceRecord) {
+        instances::wait_exit(&self.layout, &self.children, instance).await
+    }
+
+    async fn exit_report(&self, instance: &InstanceRecord) -> Option<String> {
+        exits::report(&self.layout, &self.children, instance).await
     }
 
     async fn stop(&self, instance: &InstanceRecord, grace: Duration) -> EffectResult<StopOutcome> {
@@ -204,10 +209,22 @@ impl Runtime for LocalRuntime {
                 .unwrap_or_default();
         let unknown: std::collections::BTreeSet<i32> = groups.difference(&known).copied().collect();
         reap::kill_groups(&unknown);
-        unknown
+        let mut reaped: Vec<String> = unknown
             .iter()
             .map(|pgid| format!("process group {pgid}"))
-            .collect()
+            .collect();
+        // No command runs yet while the server starts: anything tagged as one of this
+        // data directory's runs was left by a killed server (a daemon that left its group).
+        let scope = self.layout.scope().to_owned();
+        let tagged = tokio::task::spawn_blocking(move || sweep::kill_scope(&scope))
+            .await
+            .unwrap_or_default();
+        reaped.extend(
+            tagged
+                .iter()
+                .map(|l| format!("process {} ({}) of a hook", l.pid, l.name)),
+        );
+        reaped
     }
 }
 
@@ -251,6 +268,7 @@ impl LocalRuntime {
             // A check that hangs is simply killed; it holds no state worth a grace.
             kill_grace: Duration::ZERO,
             output: None,
+            scope: self.layout.scope(),
         })
         .await
         .map_err(|error| format!("the check command could not start: {error}"))?;

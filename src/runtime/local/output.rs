@@ -1,6 +1,8 @@
 //! A child's output, carried into an operation log: read line by line with a bounded
-//! buffer (a flood of output, or one endless line, never grows memory), and written in
-//! batches (a fast writer does not cost one database write per line).
+//! buffer (a flood of output, or one endless line, never grows memory), written in
+//! batches (a fast writer does not cost one database write per line), and once the log
+//! is capped read on and dropped without being split into lines, so that a hook that
+//! prints 100 MB is neither blocked on a full pipe nor slowed by its own output.
 
 use std::time::Duration;
 
@@ -14,14 +16,22 @@ const BATCH_LINES: usize = 100;
 /// ...and a line waits at most this long for others to join its batch.
 const BATCH_WAIT: Duration = Duration::from_millis(50);
 
+/// How much of a stream is read at once.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// Reads `stream` line by line, sending each line (with `prefix`) into `lines`. A line
 /// longer than `MAX_LINE_BYTES` is cut there and the rest of it skipped, so memory stays
-/// bounded whatever the child writes. Returns at end of stream, or when the receiver is gone.
-pub(crate) async fn read_lines<R>(stream: R, prefix: String, lines: mpsc::Sender<String>)
-where
+/// bounded whatever the child writes. Once `log` is capped, the rest is read and only
+/// counted. Returns at end of stream, or when the receiver is gone.
+pub(crate) async fn read_lines<R>(
+    stream: R,
+    prefix: String,
+    lines: mpsc::Sender<String>,
+    log: OperationLog,
+) where
     R: AsyncRead + Unpin,
 {
-    let mut reader = BufReader::with_capacity(8 * 1024, stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut cut = false;
     loop {
@@ -29,6 +39,14 @@ where
             Ok([]) | Err(_) => break,
             Ok(buffer) => buffer,
         };
+        if log.is_capped() {
+            let dropped = buffer.len() + line.len();
+            log.note_dropped(dropped as u64);
+            line.clear();
+            let all = buffer.len();
+            reader.consume(all);
+            continue;
+        }
         let (chunk, ends_line) = match buffer.iter().position(|byte| *byte == b'\n') {
             Some(end) => (&buffer[..end], true),
             None => (buffer, false),
@@ -78,6 +96,6 @@ pub(crate) async fn write_batches(mut lines: mpsc::Receiver<String>, log: Operat
                 Ok(None) | Err(_) => break,
             }
         }
-        log.lines(batch).await;
+        log.output(batch).await;
     }
 }

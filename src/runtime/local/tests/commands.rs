@@ -5,7 +5,9 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::pipeline::log::LOG_CAP_BYTES;
 use crate::pipeline::traits::{CommandOutcome, Runtime};
+use crate::runtime::local::command::{execute, Execution};
 use crate::runtime::local::LocalRuntime;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -148,7 +150,10 @@ async fn a_hook_that_times_out_is_killed_with_its_children() {
     );
     let (outcome, lines) = fixture.run(&spec).await;
     assert_eq!(outcome, CommandOutcome::TimedOut);
-    assert_eq!(lines, ["[post_deploy] timed out after 500ms: stopped"]);
+    assert_eq!(
+        lines,
+        ["[post_deploy] timed out after 500ms: stopped with SIGTERM"]
+    );
     let child = fixture.pid_in("child.pid");
     assert!(
         eventually(Duration::from_secs(5), || async { !pid_exists(child) }).await,
@@ -156,30 +161,140 @@ async fn a_hook_that_times_out_is_killed_with_its_children() {
     );
 }
 
+/// Every way a hook can leave a daemon behind: in its group (`&`, `nohup`), or out of it
+/// (`setsid`, a double fork through a subshell that exits, `setsid` with its output
+/// closed). Each hook returns at once, says what it left, and nothing of it lives on.
 #[tokio::test]
-async fn a_hook_that_forks_a_daemon_returns_and_the_daemon_is_gone() {
+async fn a_hook_that_forks_a_daemon_returns_and_the_daemon_is_gone_whichever_way_it_forked() {
+    let fixture = Fixture::new();
+    let cases = [
+        ("background", "sleep 1000 & echo $! > daemon.pid"),
+        (
+            "nohup",
+            "nohup sleep 1000 > /dev/null 2>&1 & echo $! > daemon.pid",
+        ),
+        ("setsid", "setsid sleep 1000 & echo $! > daemon.pid"),
+        (
+            "double fork",
+            "(sleep 1000 > /dev/null 2>&1 & echo $! > daemon.pid) &",
+        ),
+        (
+            "setsid, output closed",
+            "setsid sh -c 'echo $$ > daemon.pid; exec sleep 1000' < /dev/null > /dev/null 2>&1 &\n\
+             while [ ! -s daemon.pid ]; do sleep 0.01; done",
+        ),
+    ];
+    for (case, daemon) in cases {
+        let _ = fs::remove_file(fixture.app.path().join("daemon.pid"));
+        let spec = script(
+            "post_deploy",
+            &format!("{daemon}\nwhile [ ! -s daemon.pid ]; do sleep 0.01; done; echo done"),
+            MINUTE,
+        );
+        let started = Instant::now();
+        let (outcome, lines) = tokio::time::timeout(Duration::from_secs(20), fixture.run(&spec))
+            .await
+            .unwrap_or_else(|_| panic!("{case}: the hook did not return"));
+        assert_eq!(outcome, CommandOutcome::Exited(0), "{case}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{case}: took {:?}",
+            started.elapsed()
+        );
+        let daemon = fixture.pid_in("daemon.pid");
+        assert_eq!(lines[0], "[post_deploy] done", "{case}: {lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("[post_deploy] killed ")
+                // `setsid` may not have become `sleep` yet: the pid is what counts.
+                && line.contains(&format!(": {daemon} ("))
+                && line.contains("a hook's processes end with it")),
+            "{case}: {lines:?}"
+        );
+        assert!(
+            eventually(Duration::from_secs(5), || async { !running(daemon) }).await,
+            "{case}: the daemon {daemon} still runs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hook_that_ignores_sigterm_is_killed_after_the_grace_and_the_log_says_so() {
+    let fixture = Fixture::new();
+    let (log, store) = recorded_log(&[]);
+    let argv = [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        "trap '' TERM; echo $$ > hook.pid; while true; do sleep 0.05; done".to_owned(),
+    ];
+    let started = Instant::now();
+    let outcome = execute(Execution {
+        argv: &argv,
+        cwd: fixture.app.path(),
+        env: BTreeMap::from([("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())]),
+        timeout: Duration::from_millis(300),
+        kill_grace: Duration::from_millis(700),
+        output: Some((&log, "deploy")),
+        scope: "test",
+    })
+    .await
+    .expect("runs");
+    assert_eq!(outcome, CommandOutcome::TimedOut);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        store.lines().first().map(String::as_str),
+        Some("[deploy] timed out after 300ms; ignored SIGTERM for 700ms: killed with SIGKILL")
+    );
+    let hook = fixture.pid_in("hook.pid");
+    assert!(eventually(Duration::from_secs(5), || async { !running(hook) }).await);
+}
+
+/// 30 MB of output: the log keeps its cap's worth, one line says it is capped and one
+/// how much more was not kept, and the rest is read without being split into lines —
+/// the hook is neither blocked nor slowed.
+#[tokio::test]
+async fn a_flood_past_the_log_cap_is_drained_and_reported() {
     let fixture = Fixture::new();
     let spec = script(
-        "after_deploy_success",
-        "sleep 1000 & echo $! > daemon.pid; echo done",
+        "before_release",
+        "yes | head -c 30000000; echo done",
         MINUTE,
     );
     let started = Instant::now();
-    let (outcome, lines) = tokio::time::timeout(Duration::from_secs(20), fixture.run(&spec))
-        .await
-        .expect("returns");
+    let (outcome, lines) = fixture.run(&spec).await;
     assert_eq!(outcome, CommandOutcome::Exited(0));
-    assert_eq!(lines, ["[after_deploy_success] done"]);
+    let kept: usize = lines.iter().map(|line| line.len() + 1).sum();
+    assert!(kept <= LOG_CAP_BYTES as usize + 1024, "{kept} bytes kept");
+    let capped = lines
+        .iter()
+        .position(|line| line.starts_with("[log capped at 10 MiB"))
+        .expect("a line says the log is capped");
+    assert_eq!(capped, lines.len() - 2, "{:?}", &lines[capped..]);
+    let last = lines.last().expect("a last line");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
+        last.starts_with("[before_release] ")
+            && last.ends_with(
+                " MiB more of output not kept: an operation's log keeps at most 10 MiB of output"
+            ),
+        "{last}"
     );
-    let daemon = fixture.pid_in("daemon.pid");
-    assert!(
-        eventually(Duration::from_secs(5), || async { !pid_exists(daemon) }).await,
-        "the daemon was killed"
-    );
+    assert!(!lines.iter().any(|line| line == "[before_release] done"));
+    eprintln!("30 MB of output took {:?}", started.elapsed());
+}
+
+/// Alive and not a zombie: an orphan is reaped by whoever adopted it, in its own time.
+fn running(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            != Some("Z")
+    })
 }
 
 #[tokio::test]
