@@ -11,3 +11,4 @@ pub mod runtime;
 pub mod server;
 pub mod source;
 pub mod store;
+pub mod text;
