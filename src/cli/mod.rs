@@ -255,6 +255,10 @@ pub struct ServerArgs {
     /// HEAD) or answering 502.
     #[arg(long, env = "SLIPWAY_ROUTER_CONNECT_TIMEOUT", default_value = "5s", value_parser = crate::config::parse_duration)]
     pub router_connect_timeout: std::time::Duration,
+    /// How long a client of --listen may take to send a request's headers, or a webhook
+    /// delivery's body; a slower one is cut off (slow-loris clients hold nothing).
+    #[arg(long, env = "SLIPWAY_READ_TIMEOUT", default_value = "10s", value_parser = crate::config::parse_duration)]
+    pub read_timeout: std::time::Duration,
     #[arg(long, env = "SLIPWAY_RUNTIME", value_enum, default_value = "local")]
     pub runtime: RuntimeKind,
     /// For links posted to GitHub.
@@ -327,6 +331,7 @@ impl ServerArgs {
                 upstream_timeout: self.router_upstream_timeout,
                 connect_timeout: self.router_connect_timeout,
             },
+            read_timeout: self.read_timeout,
         }
     }
 }
