@@ -61,6 +61,7 @@ async fn run() {
         github: Default::default(),
         output_masker: None,
         router_options: Default::default(),
+        read_timeout: slipway::server::DEFAULT_READ_TIMEOUT,
     };
     let server = slipway::server::start(options)
         .await

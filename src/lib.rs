@@ -12,3 +12,4 @@ pub mod runtime;
 pub mod server;
 pub mod source;
 pub mod store;
+pub mod text;

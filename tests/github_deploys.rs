@@ -96,9 +96,26 @@ fn a_tag_pushed_to_github_deploys_once_though_push_and_create_both_arrive() {
         Some(json!("tagged"))
     );
 
-    // Delivered again later (a redelivery gets a new id): the tag is what production
-    // serves already.
-    send(&server, "create", "tag-create-again", create.as_bytes());
+    // The same body again under a new id is a replay (GitHub's redeliveries keep their
+    // id): answered, not acted on.
+    let (status, body) = deliver(
+        &server,
+        "create",
+        "tag-create-replayed",
+        create.as_bytes(),
+        "application/json",
+    );
+    assert_eq!(status, 200, "{body}");
+    // The tag created again later (another event, so another body): the tag is what
+    // production serves already.
+    let mut recreated: Value = serde_json::from_str(&create).expect("json");
+    recreated["sender"]["login"] = json!("another-user");
+    send(
+        &server,
+        "create",
+        "tag-create-again",
+        recreated.to_string().as_bytes(),
+    );
     let again = wait_for_outcome(&ws, "tag-create-again");
     assert!(again.contains("production already serves"), "{again}");
 

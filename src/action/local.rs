@@ -78,6 +78,7 @@ pub async fn deploy(
         },
         output_masker: crate::server::own_binary(),
         router_options: Default::default(),
+        read_timeout: crate::server::DEFAULT_READ_TIMEOUT,
     };
     printer.line(&format!(
         "Slipway: running the pipeline in this job ({} runtime)",

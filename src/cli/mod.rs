@@ -259,6 +259,10 @@ pub struct ServerArgs {
     /// one per core).
     #[arg(long, env = "SLIPWAY_ROUTER_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub router_workers: Option<u16>,
+    /// How long a client of --listen may take to send a request's headers, or a webhook
+    /// delivery's body; a slower one is cut off (slow-loris clients hold nothing).
+    #[arg(long, env = "SLIPWAY_READ_TIMEOUT", default_value = "10s", value_parser = crate::config::parse_duration)]
+    pub read_timeout: std::time::Duration,
     #[arg(long, env = "SLIPWAY_RUNTIME", value_enum, default_value = "local")]
     pub runtime: RuntimeKind,
     /// For links posted to GitHub.
@@ -334,6 +338,7 @@ impl ServerArgs {
                     .router_workers
                     .map_or_else(crate::router::default_workers, usize::from),
             },
+            read_timeout: self.read_timeout,
         }
     }
 }

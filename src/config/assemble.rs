@@ -165,6 +165,10 @@ fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
     if is_empty_document(&source.text) {
         return Ok(T::default());
     }
+    // Bounds the work of libyaml's scanner, then of the typed pass below before it
+    // copies any value.
+    super::expansion::check_flow_depth(&source.file_name, &source.text)?;
+    super::expansion::check(&source.file_name, &source.text)?;
     serde_yaml::from_str::<T>(&source.text)
         .map_err(|e| ConfigError::from_yaml(&source.file_name, &e))
 }

@@ -92,7 +92,7 @@ fn reword(message: &str) -> String {
         let Some(end) = rest.find('`') else {
             return message.to_owned();
         };
-        let key = &rest[..end];
+        let key = crate::text::shown(&rest[..end]);
         let allowed: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
         let mut out = format!("{prefix}unknown key `{key}`; ");
         if allowed.is_empty() {
@@ -116,6 +116,13 @@ fn reword(message: &str) -> String {
         // in plainer words, keeping the allowed shapes at the end where the eye lands.
         let (prefix, rest) = message.split_at(at);
         if let Some((found, expected)) = rest["invalid type: ".len()..].split_once(", expected ") {
+            // serde quotes a whole string value, however long it is.
+            let found = match found.split_once(' ') {
+                Some((kind, value)) if crate::text::needs_shortening(value) => {
+                    format!("{kind} {}", crate::text::shown(value))
+                }
+                _ => found.to_owned(),
+            };
             return format!("{prefix}wrong type: found {found}, expected {expected}");
         }
     }

@@ -9,8 +9,10 @@
 mod assemble;
 mod duration;
 mod error;
+mod expansion;
 mod hooks;
 pub mod model;
+mod paths;
 mod procfile;
 mod raw;
 mod values;
@@ -45,7 +47,7 @@ pub fn load_dir(dir: &Path, default_app: &str) -> Result<model::AppConfig, Confi
     }
     let mut errors = Vec::new();
     let mut read = |name: &str| {
-        read_source(&dir.join(name))
+        read_source(dir, &dir.join(name))
             .map_err(|e| errors.push(e))
             .ok()
             .flatten()
@@ -64,7 +66,9 @@ pub fn load_dir(dir: &Path, default_app: &str) -> Result<model::AppConfig, Confi
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    assemble::assemble(&sources, default_app)
+    let config = assemble::assemble(&sources, default_app)?;
+    paths::check_dockerfile(dir, sources.slipway_yml.as_ref(), &config)?;
+    Ok(config)
 }
 
 /// Validates one file (slipway.yml/.slipway.yml, a Procfile, or an .aptible.yml, chosen by
@@ -82,7 +86,7 @@ pub fn load_file(path: &Path, default_app: &str) -> Result<model::AppConfig, Con
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => Path::new(".").to_path_buf(),
     };
-    let named = match read_source(path)? {
+    let named = match read_source(&dir, path)? {
         Some(source) => source,
         None => {
             return Err(ConfigError::at_start(
@@ -98,7 +102,7 @@ pub fn load_file(path: &Path, default_app: &str) -> Result<model::AppConfig, Con
     };
     let mut errors = Vec::new();
     let mut sibling = |name: &str| {
-        read_source(&dir.join(name))
+        read_source(&dir, &dir.join(name))
             .map_err(|e| errors.push(e))
             .ok()
             .flatten()
@@ -117,7 +121,9 @@ pub fn load_file(path: &Path, default_app: &str) -> Result<model::AppConfig, Con
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    assemble::assemble(&sources, default_app)
+    let config = assemble::assemble(&sources, default_app)?;
+    paths::check_dockerfile(&dir, sources.slipway_yml.as_ref(), &config)?;
+    Ok(config)
 }
 
 /// Parses from text (for tests, fuzzing and configs read from a git commit); `file_name`
@@ -144,46 +150,56 @@ pub fn parse_sources(
     assemble::assemble(sources, default_app)
 }
 
-/// Reads a config file if it exists; refuses one over `MAX_CONFIG_BYTES` without
-/// reading it all, and one that is not UTF-8.
-fn read_source(path: &Path) -> Result<Option<SourceText>, ConfigError> {
+/// Reads a config file of the app dir `root` if it exists; refuses one over
+/// `MAX_CONFIG_BYTES` without reading it all, one that is not UTF-8, and one that is
+/// not a regular file inside `root`.
+///
+/// A symbolic link is followed only when it stays inside the app dir: a repository (or a
+/// pull request from a fork) could otherwise name `slipway.yml -> ../../admin.token`,
+/// and the config check would quote the server's own files back in its errors.
+fn read_source(root: &Path, path: &Path) -> Result<Option<SourceText>, ConfigError> {
     let file_name = path.display().to_string();
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
+    let at_start = |message: String| ConfigError::at_start(&file_name, message);
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type().is_symlink(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(ConfigError::at_start(
-                file_name,
-                format!("cannot read the file: {e}"),
-            ))
-        }
+        Err(e) => return Err(at_start(format!("cannot read the file: {e}"))),
     };
-    let too_large = || {
-        ConfigError::at_start(
-            &file_name,
-            "the file is larger than the 1 MiB a config may be; a config this large is refused",
-        )
-    };
-    match file.metadata() {
+    if link {
+        paths::check_inside(root, path).map_err(at_start)?;
+    }
+    // Looked at before opening: opening a FIFO would wait for a writer forever.
+    match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
-            return Err(ConfigError::at_start(
-                &file_name,
-                "this is a directory, not a config file",
+            return Err(at_start("this is a directory, not a config file".into()));
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(at_start(
+                "this is not a regular file (a device or a pipe); a config is a text file".into(),
             ));
         }
-        Ok(meta) if meta.len() > MAX_CONFIG_BYTES as u64 => return Err(too_large()),
-        _ => {}
+        Ok(meta) if meta.len() > MAX_CONFIG_BYTES as u64 => return Err(too_large(&file_name)),
+        Ok(_) => {}
+        Err(e) => return Err(at_start(format!("cannot read the file: {e}"))),
     }
+    let file =
+        std::fs::File::open(path).map_err(|e| at_start(format!("cannot read the file: {e}")))?;
     // `take` guards against a file that grows between the size check and the read.
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ConfigError::at_start(&file_name, format!("cannot read the file: {e}")))?;
+        .map_err(|e| at_start(format!("cannot read the file: {e}")))?;
     if bytes.len() > MAX_CONFIG_BYTES {
-        return Err(too_large());
+        return Err(too_large(&file_name));
     }
-    let text = String::from_utf8(bytes).map_err(|_| {
-        ConfigError::at_start(&file_name, "the file is not UTF-8 text; save it as UTF-8")
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| at_start("the file is not UTF-8 text; save it as UTF-8".into()))?;
     Ok(Some(SourceText { file_name, text }))
+}
+
+fn too_large(file_name: &str) -> ConfigError {
+    ConfigError::at_start(
+        file_name,
+        "the file is larger than the 1 MiB a config may be; a config this large is refused",
+    )
 }

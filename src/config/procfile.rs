@@ -32,12 +32,20 @@ pub(super) fn parse_procfile(text: &str, file: &str) -> Result<Procfile, ConfigE
         let Some((name, command)) = line.split_once(':') else {
             errors.push(error(
                 indent + 1,
-                format!("`{line}` is not a process line; write `name: command`, e.g. `web: exec python3 app.py`"),
+                format!(
+                    "`{}` is not a process line; write `name: command`, e.g. `web: exec python3 app.py`",
+                    crate::text::shown(line)
+                ),
             ));
             continue;
         };
         let name = name.trim_end();
         if let Err(message) = check_service_name(name) {
+            let message = if crate::text::needs_shortening(name) {
+                message.replace(name, &crate::text::shown(name))
+            } else {
+                message
+            };
             errors.push(error(
                 indent + 1,
                 format!("{message} (a Procfile line is `name: command`)"),

@@ -66,7 +66,7 @@ impl<'de, R: Rule> Visitor<'de> for RuleVisitor<R> {
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
         R::from_str(text)
             .map(|v| Checked(v, PhantomData))
-            .map_err(E::custom)
+            .map_err(|message| E::custom(quoted_shortly(message, text)))
     }
     fn visit_u64<E: de::Error>(self, number: u64) -> Result<Self::Value, E> {
         R::from_u64(number)
@@ -88,6 +88,15 @@ impl<'de, R: Rule> Visitor<'de> for RuleVisitor<R> {
             R::EXPECTING
         )))
     }
+}
+
+/// A rule's message quotes the value it refuses; a huge or binary value is quoted
+/// shortened and escaped instead (see `crate::text::shown`), here once for every rule.
+fn quoted_shortly(message: String, text: &str) -> String {
+    if text.is_empty() || !crate::text::needs_shortening(text) {
+        return message;
+    }
+    message.replace(text, &crate::text::shown(text))
 }
 
 /// Any duration, zero included (`watch: 0s` turns the watch off).

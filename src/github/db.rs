@@ -21,33 +21,71 @@ pub struct Delivery {
     pub payload: String,
 }
 
-/// Stores an accepted delivery; `false` when its id was seen before.
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_delivery(
-    pool: &SqlitePool,
-    id: &str,
-    event: &str,
-    summary: (Option<String>, Option<String>, Option<String>, Option<i64>),
-    payload: &str,
-    now: i64,
-) -> Result<bool> {
-    let (action, repository, head_sha, installation) = summary;
+/// What storing a delivery found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// New: stored, to be worked on.
+    New,
+    /// Its `X-GitHub-Delivery` was seen before (GitHub's redeliveries keep it).
+    SameId,
+    /// The same event with the same body was stored before as delivery `.0`.
+    SameBody(String),
+}
+
+/// A delivery as accepted, to be stored.
+pub struct NewDelivery<'a> {
+    pub id: &'a str,
+    pub event: &'a str,
+    pub summary: (Option<String>, Option<String>, Option<String>, Option<i64>),
+    pub payload: &'a str,
+    /// Hex sha256 of the raw body the signature covered.
+    pub body_sha256: &'a str,
+    pub now: i64,
+}
+
+/// Stores an accepted delivery unless its id, or the same event with the same body,
+/// was seen before. One statement, so two copies arriving at once store one row.
+pub async fn insert_delivery(pool: &SqlitePool, new: NewDelivery<'_>) -> Result<Stored> {
+    let (action, repository, head_sha, installation) = new.summary;
     let done = sqlx::query(
-        "INSERT OR IGNORE INTO github_deliveries (id, event, action, repository, head_sha, installation_id, payload, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO github_deliveries (id, event, action, repository, head_sha, installation_id, payload, received_at, body_sha256)
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+         WHERE NOT EXISTS (SELECT 1 FROM github_deliveries WHERE event = ? AND body_sha256 = ?)",
     )
-    .bind(id)
-    .bind(event)
+    .bind(new.id)
+    .bind(new.event)
     .bind(action)
     .bind(repository)
     .bind(head_sha)
     .bind(installation)
-    .bind(payload)
-    .bind(now)
+    .bind(new.payload)
+    .bind(new.now)
+    .bind(new.body_sha256)
+    .bind(new.event)
+    .bind(new.body_sha256)
     .execute(pool)
     .await
     .map_err(db)?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() == 1 {
+        return Ok(Stored::New);
+    }
+    let same_id = sqlx::query("SELECT 1 FROM github_deliveries WHERE id = ?")
+        .bind(new.id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    if same_id.is_some() {
+        return Ok(Stored::SameId);
+    }
+    let first: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM github_deliveries WHERE event = ? AND body_sha256 = ? ORDER BY received_at LIMIT 1",
+    )
+    .bind(new.event)
+    .bind(new.body_sha256)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(Stored::SameBody(first.unwrap_or_default()))
 }
 
 /// Deliveries not worked on yet, oldest first.

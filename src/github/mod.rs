@@ -11,6 +11,7 @@ pub mod auth;
 pub mod capture;
 pub mod checkout;
 pub mod db;
+pub mod delivery;
 pub mod glob;
 pub mod intent;
 pub mod jwt;
@@ -210,29 +211,40 @@ impl GitHub {
         signature::verify(&self.shared.webhook_secret, body, signature)
     }
 
-    /// Stores a verified delivery; `false` when its id was seen before. The delivery
-    /// worker is woken to work on it.
+    /// Reads a request as a delivery (`delivery::read`) with this server's secret.
+    pub fn read(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<delivery::Received, delivery::Refusal> {
+        delivery::read(&self.shared.webhook_secret, headers, body)
+    }
+
+    /// Stores a verified delivery, unless it was seen before (by id, or by the same
+    /// event and body), and wakes the delivery worker to work on it.
     pub async fn accept(
         &self,
-        id: &str,
-        event: &str,
-        payload: &serde_json::Value,
-        raw_json: &str,
-    ) -> Result<bool, GitHubError> {
-        let summary = trigger::summary(payload);
-        let inserted = db::insert_delivery(
+        received: &delivery::Received,
+        body: &[u8],
+    ) -> Result<db::Stored, GitHubError> {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(body));
+        let stored = db::insert_delivery(
             &self.shared.pool,
-            id,
-            event,
-            summary,
-            raw_json,
-            reporter::now_millis(),
+            db::NewDelivery {
+                id: &received.id,
+                event: &received.event,
+                summary: trigger::summary(&received.payload),
+                payload: &received.json,
+                body_sha256: &digest,
+                now: reporter::now_millis(),
+            },
         )
         .await?;
-        if inserted {
+        if stored == db::Stored::New {
             self.shared.deliveries_wake.notify_one();
         }
-        Ok(inserted)
+        Ok(stored)
     }
 
     /// Starts the delivery and outbox workers under the server's tracker, and catches up

@@ -3,7 +3,7 @@
 //! first asks the caller's token whether it may act on the environment.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::ids::{EnvKey, ReleaseNumber};
 use crate::pipeline::model::{NewOperation, OperationKind, SourceSpec, Variable};
 use crate::server::auth::{Principal, Role};
-use crate::server::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::server::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::server::views::{
     OperationView, ReleaseList, ReleaseView, VariableList, VariableView, VariablesChanged,
 };
@@ -32,9 +32,11 @@ pub struct EnvPath {
 impl EnvPath {
     pub fn key(&self) -> ApiResult<EnvKey> {
         for (what, name) in [("app", &self.app), ("environment", &self.env)] {
+            // Also what keeps `..`, `/`, NUL and the like out of file and host names.
             if !is_dns_label(name) {
                 return Err(ApiError::BadRequest(format!(
-                    "`{name}` is not a valid {what} name: use lowercase letters, digits and `-` (at most 63)"
+                    "`{}` is not a valid {what} name: use 1 to 63 lowercase letters, digits and `-`, not starting or ending with `-`",
+                    crate::text::shown(name)
                 )));
             }
         }
@@ -77,7 +79,7 @@ pub struct UploadQuery {
 pub async fn deploy_upload(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
     Query(query): Query<UploadQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<OperationView>)> {
@@ -130,6 +132,61 @@ pub struct OperationRequest {
     pub initiator: Option<String>,
 }
 
+impl OperationRequest {
+    /// What can be said about the request before anything runs (pure: fuzzed with the
+    /// JSON decoding in `fuzz/fuzz_targets/api_json.rs`).
+    pub fn check(&self) -> ApiResult<()> {
+        if let Some(SourceSpec::Upload { .. }) = self.source {
+            return Err(ApiError::BadRequest(
+                "upload a folder with POST .../uploads".into(),
+            ));
+        }
+        match &self.source {
+            Some(SourceSpec::Git { url, reference }) => {
+                check_argument("git url", url)?;
+                check_argument("git reference", reference)?;
+            }
+            Some(SourceSpec::Image { reference }) => check_argument("image reference", reference)?,
+            _ => {}
+        }
+        if self.kind == OperationKind::Deploy && self.source.is_none() {
+            return Err(ApiError::BadRequest(
+                "a deploy needs a `source`: git or image".into(),
+            ));
+        }
+        if self.kind == OperationKind::Rollback {
+            if let Some(to) = self.args.get("to") {
+                let to = to
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| to.to_string());
+                to.parse::<ReleaseNumber>().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "`{}` is not a release number; write it like `v3`",
+                        crate::text::shown(&to)
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A URL or a reference handed to git or a registry: one word, not an option.
+fn check_argument(what: &str, text: &str) -> ApiResult<()> {
+    if text.is_empty()
+        || text.len() > 2048
+        || text.starts_with('-')
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`{}` is not a {what}: one word of at most 2048 characters, not starting with `-`",
+            crate::text::shown(text)
+        )));
+    }
+    Ok(())
+}
+
 /// Start an operation on an environment.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/environments/{env}/operations", tag = "operations",
     params(EnvPath), request_body = OperationRequest,
@@ -138,29 +195,11 @@ pub struct OperationRequest {
 pub async fn create_operation(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
     ApiJson(request): ApiJson<OperationRequest>,
 ) -> ApiResult<(StatusCode, Json<OperationView>)> {
     let env = path.authorize(&principal, Role::Deploy)?;
-    if let Some(SourceSpec::Upload { .. }) = request.source {
-        return Err(ApiError::BadRequest(
-            "upload a folder with POST .../uploads".into(),
-        ));
-    }
-    if request.kind == OperationKind::Deploy && request.source.is_none() {
-        return Err(ApiError::BadRequest(
-            "a deploy needs a `source`: git or image".into(),
-        ));
-    }
-    if request.kind == OperationKind::Rollback {
-        if let Some(to) = request.args.get("to") {
-            let to = to
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| to.to_string());
-            to.parse::<ReleaseNumber>().map_err(ApiError::BadRequest)?;
-        }
-    }
+    request.check()?;
     let initiator = principal.initiator(request.initiator.as_deref());
     let op = submit(
         &state,
@@ -201,7 +240,7 @@ async fn submit(
 pub async fn list_releases(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
 ) -> ApiResult<Json<ReleaseList>> {
     let env = path.authorize(&principal, Role::Read)?;
     let current = state.store.current_release(&env).await?.map(|r| r.number);
@@ -237,7 +276,7 @@ pub struct RevealQuery {
 pub async fn list_variables(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
     Query(query): Query<RevealQuery>,
 ) -> ApiResult<Json<VariableList>> {
     let env = path.authorize(
@@ -273,6 +312,26 @@ pub struct VariablesRequest {
     pub unset: Vec<String>,
 }
 
+impl VariablesRequest {
+    /// Every key is a variable name; values are anything (and never quoted back).
+    pub fn check(&self) -> ApiResult<()> {
+        let keys = self.set.iter().map(|v| &v.key).chain(&self.unset);
+        for key in keys {
+            let valid = !key.is_empty()
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !key.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                // The key is named (it is not a secret); the value never is.
+                return Err(ApiError::BadRequest(format!(
+                    "`{}` is not a valid variable name: use letters, digits and `_`, not starting with a digit",
+                    crate::text::shown(key)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Set and unset variables. Runtime variables make a new release at once (a `configure`
 /// operation); build variables wait for the next deploy, which they rebuild.
 #[utoipa::path(patch, path = "/api/v1/apps/{app}/environments/{env}/config", tag = "environments",
@@ -282,25 +341,11 @@ pub struct VariablesRequest {
 pub async fn change_variables(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
     ApiJson(request): ApiJson<VariablesRequest>,
 ) -> ApiResult<Json<VariablesChanged>> {
     let env = path.authorize(&principal, Role::Deploy)?;
-    for var in &request.set {
-        if var.key.is_empty()
-            || !var
-                .key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            || var.key.as_bytes()[0].is_ascii_digit()
-        {
-            // The key is named (it is not a secret); the value never is.
-            return Err(ApiError::BadRequest(format!(
-                "`{}` is not a valid variable name: use letters, digits and `_`, not starting with a digit",
-                var.key.chars().take(64).collect::<String>()
-            )));
-        }
-    }
+    request.check()?;
     state.store.ensure_environment(&env).await?;
     state.store.set_variables(&env, &request.set).await?;
     state.store.unset_variables(&env, &request.unset).await?;

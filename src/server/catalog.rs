@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 
 use crate::ids::EnvKey;
 use crate::server::api::EnvPath;
 use crate::server::auth::{not_found_env, Principal, Role};
-use crate::server::error::{ApiResult, ErrorBody};
+use crate::server::error::{ApiPath, ApiResult, ErrorBody};
 use crate::server::views::{AppView, EnvironmentView};
 use crate::server::AppState;
 
@@ -71,7 +71,7 @@ pub async fn list_environments(
 pub async fn get_environment(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
 ) -> ApiResult<Json<EnvironmentView>> {
     let env = path.key()?;
     principal.require(&env, Role::Read)?;

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::server::api::EnvPath;
 use crate::server::auth::{Principal, Role};
-use crate::server::error::{ApiJson, ApiResult, ErrorBody};
+use crate::server::error::{ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::server::AppState;
 
 /// How long a request waits in maintenance before it gets a 503 that says so.
@@ -36,7 +36,7 @@ pub struct MaintenanceState {
 pub async fn set_maintenance(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<EnvPath>,
+    ApiPath(path): ApiPath<EnvPath>,
     ApiJson(request): ApiJson<MaintenanceRequest>,
 ) -> ApiResult<Json<MaintenanceState>> {
     let env = path.authorize(&principal, Role::Deploy)?;

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod error;
+pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
@@ -57,7 +58,14 @@ pub struct ServerOptions {
     pub output_masker: Option<PathBuf>,
     /// The router's timeouts.
     pub router_options: RouterOptions,
+    /// How long a client of `listen` may take to send a request's headers, and a
+    /// webhook delivery's body; a slower one is cut off (`DEFAULT_READ_TIMEOUT`).
+    pub read_timeout: std::time::Duration,
 }
+
+/// GitHub gives a delivery 10 seconds; no honest client of the API needs longer to send
+/// its headers.
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The running `slipway` binary, when this process is one: what masks instance output.
 /// A test binary that starts a server in-process is not, and gets `None`.
@@ -79,6 +87,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("github", &self.github)
             .field("output_masker", &self.output_masker)
             .field("router_options", &self.router_options)
+            .field("read_timeout", &self.read_timeout)
             .finish()
     }
 }
@@ -163,6 +172,10 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
             path: data_dir.display().to_string(),
             source,
         })?;
+    restrict_to_owner(&data_dir).map_err(|source| ServerError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
     let admin_token =
         auth::load_or_create_admin_token(&data_dir).map_err(|source| ServerError::DataDir {
             path: data_dir.display().to_string(),
@@ -198,7 +211,11 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         store.clone(),
         Arc::new(router.clone()),
     )?;
-    let local = LocalSources::new(data_dir.clone(), options.github_token.clone());
+    let local = LocalSources::new(
+        data_dir.clone(),
+        options.github_token.clone(),
+        &options.github.git_url,
+    );
     let (runtime, local_sources): (
         Arc<dyn crate::pipeline::traits::Runtime>,
         Arc<dyn crate::pipeline::traits::Sources>,
@@ -271,17 +288,16 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
     tasks.spawn(reports::run(sqlite, data_dir.clone(), shutdown.clone()));
     let app = routes(state.clone());
     let app = match &github {
-        Some(github) => app.merge(webhooks::routes(github.clone())),
+        Some(github) => app.merge(webhooks::routes(github.clone(), options.read_timeout)),
         None => app,
     };
     let api_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(api_listener, app)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "the API server stopped");
-        }
-    });
+    tasks.spawn(listen::serve(
+        api_listener,
+        app,
+        options.read_timeout,
+        async move { api_shutdown.cancelled().await },
+    ));
     if let Some(github) = &github {
         github.spawn(pipeline.clone(), &tasks, shutdown.clone());
     }
@@ -298,6 +314,19 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, ServerError>
         shutdown,
         tasks,
     })
+}
+
+/// Makes the data directory its owner's only (0700): it holds the database, whose
+/// variables are secrets stored as they were set, and the admin token. Other users of
+/// the machine then cannot read either, whatever the umask made of the files inside.
+fn restrict_to_owner(data_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data_dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        tracing::info!(data = %data_dir.display(), "made the data directory readable by its owner only (0700)");
+    }
+    Ok(())
 }
 
 /// `GET /healthz`.
@@ -331,8 +360,6 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .merge(api_routes)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::source::upload::MAX_UPLOAD_BYTES as usize,
-        ))
+        .fallback(error::no_route)
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
@@ -12,7 +13,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::server::error::MAX_JSON_BYTES;
 use crate::server::{activity, api, catalog, maintenance, operations, tokens, AppState};
+use crate::source::upload::MAX_UPLOAD_BYTES;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,13 +47,18 @@ pub async fn openapi_json() -> Json<&'static Document> {
 }
 
 /// The routes under `/api/v1` with their documentation.
+///
+/// Each route reads at most `MAX_JSON_BYTES` of body, except the folder upload, which
+/// has its own limit (`MAX_UPLOAD_BYTES`).
 pub fn api_router() -> OpenApiRouter<AppState> {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(api::deploy_upload))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES as usize));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(openapi_json))
         .routes(routes!(catalog::list_apps))
         .routes(routes!(catalog::list_environments))
         .routes(routes!(catalog::get_environment))
-        .routes(routes!(api::deploy_upload))
         .routes(routes!(api::create_operation))
         .routes(routes!(api::list_releases))
         .routes(routes!(api::list_variables, api::change_variables))
@@ -64,6 +72,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(activity::activity_csv))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .merge(uploads)
 }
 
 /// The OpenAPI document, generated once from `api_router()`.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::Stream;
@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 use crate::ids::{EnvKey, OperationId};
 use crate::pipeline::model::Operation;
 use crate::server::auth::{Principal, Role};
-use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::error::{ApiError, ApiPath, ApiResult, ErrorBody};
 use crate::server::views::{Cancelled, LogPage, OperationDetail, OperationView};
 use crate::server::AppState;
 
@@ -102,7 +102,7 @@ pub async fn visible_operation(
 pub async fn get_operation(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<OperationDetail>> {
     let operation = visible_operation(&state, &principal, id).await?;
     let steps = state
@@ -126,7 +126,7 @@ pub async fn get_operation(
 pub async fn cancel_operation(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Cancelled>> {
     let op = visible_operation(&state, &principal, id).await?;
     principal.require(&op.env, Role::Deploy)?;
@@ -157,7 +157,7 @@ pub struct LogQuery {
 pub async fn operation_log(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Query(query): Query<LogQuery>,
 ) -> ApiResult<Json<LogPage>> {
     visible_operation(&state, &principal, id).await?;
@@ -189,7 +189,7 @@ pub async fn operation_log(
 pub async fn operation_log_stream(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
     visible_operation(&state, &principal, id).await?;
     Ok(Sse::new(log_events(state, id)).keep_alive(KeepAlive::default()))

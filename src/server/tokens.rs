@@ -1,14 +1,14 @@
 //! `/api/v1/tokens`: creating (the text is answered once, only its hash is kept),
 //! listing and revoking API tokens. Only an admin token for every environment may.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::server::auth::{hash_token, new_token_text, valid_pattern, Principal, Role};
-use crate::server::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::server::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::server::AppState;
 use crate::store::{NewToken, TokenRecord};
 
@@ -21,6 +21,35 @@ pub struct TokenRequest {
     /// `app/env` patterns, each part a name or `*`: `["*/staging"]`, `["shop/*"]`,
     /// or `["*"]` for every environment.
     pub environments: Vec<String>,
+}
+
+impl TokenRequest {
+    /// Patterns and name, before anything is stored (pure; fuzzed).
+    pub fn check(&self) -> ApiResult<()> {
+        if self.environments.is_empty() {
+            return Err(ApiError::BadRequest(
+                "name the environments the token may use: `*/staging`, `shop/production`, or `*`"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = self.environments.iter().find(|p| !valid_pattern(p)) {
+            return Err(ApiError::BadRequest(format!(
+                "`{}` is not an environment pattern: use APP/ENV, where each part is a name or `*`, or `*` alone",
+                crate::text::shown(bad)
+            )));
+        }
+        let name = self.name.as_deref().unwrap_or_default();
+        if name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_. @".contains(c))
+        {
+            return Err(ApiError::BadRequest(
+                "a token name has at most 64 letters, digits, `-`, `_`, `.`, `@` or spaces".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A token as listed (never its text).
@@ -64,27 +93,8 @@ pub async fn create_token(
     ApiJson(request): ApiJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     principal.require_token_admin()?;
-    if request.environments.is_empty() {
-        return Err(ApiError::BadRequest(
-            "name the environments the token may use: `*/staging`, `shop/production`, or `*`"
-                .into(),
-        ));
-    }
-    if let Some(bad) = request.environments.iter().find(|p| !valid_pattern(p)) {
-        return Err(ApiError::BadRequest(format!(
-            "`{bad}` is not an environment pattern: use APP/ENV, where each part is a name or `*`, or `*` alone"
-        )));
-    }
+    request.check()?;
     let name = request.name.unwrap_or_default();
-    if name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_. @".contains(c))
-    {
-        return Err(ApiError::BadRequest(
-            "a token name has at most 64 letters, digits, `-`, `_`, `.`, `@` or spaces".into(),
-        ));
-    }
     let mut record = state
         .sqlite
         .create_token(NewToken {
@@ -140,7 +150,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TokenView>> {
     principal.require_token_admin()?;
     let missing = || ApiError::NotFound(format!("no token {id}; `slipway tokens list` lists them"));

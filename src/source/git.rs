@@ -57,6 +57,8 @@ pub async fn checkout(
             "--quiet",
             "--force",
             "--prune",
+            // The URL comes from a request: never let it be read as an option.
+            "--",
             url,
             "+refs/heads/*:refs/remotes/origin/*",
             "+refs/tags/*:refs/tags/*",

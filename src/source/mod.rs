@@ -22,14 +22,26 @@ pub struct LocalSources {
     data_dir: PathBuf,
     /// Sent to git servers as HTTP basic auth (a GitHub token); never logged.
     git_token: Option<String>,
+    /// The only git server the token is sent to (`--github-git-url`): a deploy names any
+    /// URL, and the token must not go to whichever host it names.
+    token_url: String,
 }
 
 impl LocalSources {
-    pub fn new(data_dir: PathBuf, git_token: Option<String>) -> Self {
+    pub fn new(data_dir: PathBuf, git_token: Option<String>, token_url: &str) -> Self {
         Self {
             data_dir,
             git_token,
+            token_url: token_url.trim_end_matches('/').to_ascii_lowercase(),
         }
+    }
+
+    /// The token, for a URL on the git server it belongs to.
+    fn token_for(&self, url: &str) -> Option<&str> {
+        let on_server = url
+            .get(..self.token_url.len() + 1)
+            .is_some_and(|prefix| prefix.to_ascii_lowercase() == format!("{}/", self.token_url));
+        self.git_token.as_deref().filter(|_| on_server)
     }
 }
 
@@ -60,14 +72,7 @@ impl Sources for LocalSources {
                 })
             }
             SourceSpec::Git { url, reference } => {
-                git::fetch(
-                    &self.data_dir,
-                    url,
-                    reference,
-                    self.git_token.as_deref(),
-                    log,
-                )
-                .await
+                git::fetch(&self.data_dir, url, reference, self.token_for(url), log).await
             }
             SourceSpec::Image { reference } => Err(EffectError::Failed(format!(
                 "`{reference}` is an image: image deploys need `--runtime docker`"

@@ -159,7 +159,7 @@ impl Stack {
             .expect("bind the router");
         let router_addr = listener.local_addr().expect("the router's address");
         let router = Router::new(router_addr, RouterOptions::default());
-        let local = LocalSources::new(data_dir.to_owned(), None);
+        let local = LocalSources::new(data_dir.to_owned(), None, "https://github.com");
         let sources = DockerSources::new(local, &runtime, data_dir).expect("the image sources");
         let fx = Effects {
             store: store.clone(),

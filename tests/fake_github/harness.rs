@@ -165,6 +165,11 @@ pub fn serve_with_env(
 }
 
 impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The JSON body of `/` of an app through the router, when it answers 200.
     pub fn app_json(&self, host: &str) -> Option<Value> {
         match common::http::get_via(self.router, host, "/") {

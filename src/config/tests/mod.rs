@@ -4,6 +4,7 @@
 mod defaults;
 mod errors;
 mod files;
+mod hostile;
 
 use super::*;
 
