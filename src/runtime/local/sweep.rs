@@ -53,13 +53,15 @@ pub(crate) fn new_tag(scope: &str) -> String {
 /// running.
 pub(crate) fn kill_run(pgid: i32, tag: &str) -> Vec<Leftover> {
     let wanted = Match::Exact(tag);
-    let mut found = tagged(&wanted);
+    // The group's members count too: one caught in the middle of an `exec` has no
+    // readable environment, but its group is known, and the group kill is about to end it.
+    let mut found = tagged(&wanted, Some(pgid));
     signal_group(pgid, Signal::SIGKILL);
     kill_all(&found);
     let mut quiet = 0;
     for _ in 0..SWEEPS {
         std::thread::sleep(SWEEP_PAUSE);
-        let again = tagged(&wanted);
+        let again = tagged(&wanted, None);
         if again.is_empty() {
             quiet += 1;
             if quiet == 2 {
@@ -82,7 +84,7 @@ pub(crate) fn kill_run(pgid: i32, tag: &str) -> Vec<Leftover> {
 /// returns them.
 pub(crate) fn kill_scope(scope: &str) -> Vec<Leftover> {
     let prefix = format!("{scope}.");
-    let found = tagged(&Match::Prefix(&prefix));
+    let found = tagged(&Match::Prefix(&prefix), None);
     kill_all(&found);
     found
 }
@@ -117,9 +119,10 @@ fn kill_all(leftovers: &[Leftover]) {
     }
 }
 
-/// The live processes whose environment has `SLIPWAY_RUN` set to a value `wanted` accepts.
-/// A zombie has no environment left, so it is never found: it is dead already.
-fn tagged(wanted: &Match<'_>) -> Vec<Leftover> {
+/// The live processes whose environment has `SLIPWAY_RUN` set to a value `wanted` accepts,
+/// and those of process group `group`. A zombie has no environment left, so it is never
+/// found by its tag: it is dead already.
+fn tagged(wanted: &Match<'_>, group: Option<i32>) -> Vec<Leftover> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -130,6 +133,9 @@ fn tagged(wanted: &Match<'_>) -> Vec<Leftover> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| *pid != own)
         .filter(|pid| {
+            if group.is_some_and(|group| live_in_group(*pid, group)) {
+                return true;
+            }
             // Another user's processes cannot be read: they are not ours to find.
             fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
                 environ.split(|byte| *byte == 0).any(|entry| {
@@ -146,6 +152,21 @@ fn tagged(wanted: &Match<'_>) -> Vec<Leftover> {
                 .unwrap_or_else(|_| "?".to_owned()),
         })
         .collect()
+}
+
+/// Whether `pid` is a live (not zombie) member of process group `group`, from
+/// `/proc/<pid>/stat`: `pid (comm) state ppid pgrp …`.
+fn live_in_group(pid: i32, group: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = fields.split_whitespace();
+    let state = fields.next();
+    let pgrp = fields.nth(1).and_then(|pgrp| pgrp.parse::<i32>().ok());
+    state != Some("Z") && pgrp == Some(group)
 }
 
 #[cfg(test)]
@@ -183,7 +204,7 @@ mod tests {
             .expect("the daemon's pid");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         // `setsid` execs `sleep` in place: wait until the pid is `sleep`.
-        while tagged(&Match::Exact(&tag))
+        while tagged(&Match::Exact(&tag), None)
             .iter()
             .all(|l| l.name != "sleep")
         {
@@ -208,7 +229,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the daemon survived");
             std::thread::sleep(SWEEP_PAUSE);
         }
-        assert!(tagged(&Match::Exact(&tag)).is_empty());
+        assert!(tagged(&Match::Exact(&tag), None).is_empty());
     }
 
     #[test]
@@ -225,7 +246,7 @@ mod tests {
         let (mut ours, mut theirs) = (ours.expect("sleep"), theirs.expect("sleep"));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let prefix = format!("{scope}.");
-        while tagged(&Match::Prefix(&prefix)).is_empty() {
+        while tagged(&Match::Prefix(&prefix), None).is_empty() {
             assert!(std::time::Instant::now() < deadline, "the run never showed");
             std::thread::sleep(SWEEP_PAUSE);
         }
