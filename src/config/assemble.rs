@@ -242,8 +242,10 @@ fn default_http() -> HttpConfig {
     }
 }
 
-fn convert_environment(raw: Option<super::raw::RawEnvironment>) -> super::model::EnvironmentRule {
-    let Some(raw) = raw else {
+fn convert_environment(
+    raw: Option<super::raw::CheckedMap<super::raw::EnvironmentRule>>,
+) -> super::model::EnvironmentRule {
+    let Some(super::raw::CheckedMap(raw)) = raw else {
         return Default::default();
     };
     super::model::EnvironmentRule {

@@ -31,7 +31,7 @@ pub(super) struct RawConfig {
     pub build: Option<CheckedMap<BuildRule>>,
     pub image: Option<Checked<ImageRule>>,
     pub hooks: Option<RawHooks>,
-    pub environments: Option<Named<EnvironmentNameRule, Option<RawEnvironment>>>,
+    pub environments: Option<Named<EnvironmentNameRule, Option<CheckedMap<EnvironmentRule>>>>,
     pub retain: Option<Checked<Retain>>,
 }
 
@@ -186,10 +186,7 @@ impl MapRule for BuildRule {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an environment: a map with branches, tags, pull_requests, trust_forks, domain and/or port"
-)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawEnvironment {
     pub branches: Option<Globs>,
     pub tags: Option<Globs>,
@@ -197,6 +194,34 @@ pub(super) struct RawEnvironment {
     pub trust_forks: Option<bool>,
     pub domain: Option<Checked<DomainRule>>,
     pub port: Option<Checked<Port>>,
+}
+
+/// An environment whose settings agree with each other.
+pub(super) struct EnvironmentRule;
+impl MapRule for EnvironmentRule {
+    type Fields = RawEnvironment;
+    type Value = RawEnvironment;
+    const EXPECTING: &'static str =
+        "an environment: a map with branches, tags, pull_requests, trust_forks, domain and/or port";
+    fn check(environment: RawEnvironment) -> Result<RawEnvironment, String> {
+        // Every pull request gets a preview of its own: one port or one domain cannot
+        // belong to all of them.
+        if environment.pull_requests == Some(true) {
+            if let Some(port) = &environment.port {
+                return Err(format!(
+                    "`port: {}` cannot be shared by the preview of every pull request; remove it (each preview answers at pr-<number>.localhost)",
+                    port.0
+                ));
+            }
+            if let Some(domain) = &environment.domain {
+                return Err(format!(
+                    "`domain: {}` cannot be shared by the preview of every pull request; remove it (each preview answers at pr-<number>.localhost)",
+                    domain.0
+                ));
+            }
+        }
+        Ok(environment)
+    }
 }
 
 /// Branch or tag globs: a list, or one string for a single pattern.

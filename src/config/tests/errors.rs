@@ -239,6 +239,10 @@ fn environment_values_are_checked() {
         errors_of(&format!("{WEB}environments:\n  staging: {{ branch: main }}\n")),
         "slipway.yml:5:14: environments.staging: unknown key `branch`; allowed keys: branches, tags, pull_requests, trust_forks, domain, port"
     );
+    assert_eq!(
+        errors_of(&format!("{WEB}environments:\n  preview:\n    pull_requests: true\n    port: 9000\n")),
+        "slipway.yml:6:5: environments.preview: `port: 9000` cannot be shared by the preview of every pull request; remove it (each preview answers at pr-<number>.localhost)"
+    );
 }
 
 #[test]
