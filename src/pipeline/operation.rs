@@ -10,7 +10,7 @@ use crate::pipeline::model::{Operation, OperationKind, OperationState, Release, 
 use crate::pipeline::progress::{HookCourse, Progress, NOT_RUN_AGAIN};
 use crate::pipeline::rollout::{context, Outcome, Rollout, Target};
 use crate::pipeline::steps::{StepEnd, StepRecorder};
-use crate::pipeline::traits::Effects;
+use crate::pipeline::traits::{Effects, Exposure};
 
 /// Runs an operation that the worker has marked running, and returns its final state
 /// and a one-line summary.
@@ -123,6 +123,8 @@ impl Runner<'_> {
         let env = &self.op.env;
         let body = async {
             self.fx.traffic.switch(env, Vec::new()).await;
+            // No port or domain of its own either: closing them cannot fail.
+            let _ = self.fx.traffic.expose(env, &Exposure::default()).await;
             let instances = self
                 .fx
                 .store

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::config::model::{AppConfig, HealthCheck, Hook, ServiceConfig};
 use crate::ids::{EnvKey, OperationId, ReleaseNumber, ServiceName};
 use crate::pipeline::model::{Artifact, OperationKind, Scale, ServiceScale, Variable};
-use crate::pipeline::traits::{CommandSpec, InstanceSpec};
+use crate::pipeline::traits::{CommandSpec, Exposure, InstanceSpec};
 
 /// What every process and hook of a release is told about where it runs.
 #[derive(Clone, Debug)]
@@ -120,6 +120,20 @@ pub fn routed_service(config: &AppConfig) -> Option<&ServiceName> {
         return config.services.get_key_value(&web).map(|(k, _)| k);
     }
     config.web_services().map(|(name, _)| name).next()
+}
+
+/// Where an environment answers besides its default host: its own entry under
+/// `environments:` (a preview `pr-<n>` has none of its own; the config refuses a port or a
+/// domain on `pull_requests: true`).
+pub fn exposure(config: &AppConfig, env: &EnvKey) -> Exposure {
+    config
+        .environments
+        .get(env.env.as_str())
+        .map(|rule| Exposure {
+            domain: rule.domain.clone(),
+            port: rule.port,
+        })
+        .unwrap_or_default()
 }
 
 /// The service whose name and size ephemeral hook instances carry.

@@ -39,6 +39,16 @@ impl Rollout<'_> {
                     .map_err(|e| e.to_string())?;
             }
             self.stop_all(&changes.started, Some(&target.config)).await;
+            // The environment answers where the release serving again says: a port the
+            // failed release opened is closed, one it closed is opened again.
+            let exposure = target
+                .previous
+                .as_ref()
+                .map(|(_, config)| plan::exposure(config, env))
+                .unwrap_or_default();
+            if let Err(error) = self.fx.traffic.expose(env, &exposure).await {
+                self.steps.log.line(format!("    {error}")).await;
+            }
             if !changes.stopped_old.is_empty() {
                 self.restart_stopped(target, old, &changes.stopped_old)
                     .await?;

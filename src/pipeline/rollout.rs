@@ -160,6 +160,12 @@ impl Rollout<'_> {
                 .iter()
                 .filter(|i| Some(&i.service) == routed.as_ref()),
         );
+        // The environment's own port and domain, as the new release names them, are open
+        // before it takes traffic: a port that is taken fails the deploy, nothing changed.
+        let exposure = plan::exposure(&target.config, env);
+        if let Err(error) = self.fx.traffic.expose(env, &exposure).await {
+            return self.roll_back(target, &old, changes, error).await;
+        }
         let deploy_hook = target
             .config
             .hooks

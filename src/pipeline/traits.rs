@@ -286,9 +286,22 @@ pub struct Backend {
     pub instance: String,
 }
 
+/// Where an environment answers besides `<app>-<env>.localhost`, from its
+/// `environments.<env>` settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exposure {
+    /// A host name of its own (`domain`).
+    pub domain: Option<String>,
+    /// A router port of its own (`port`): every request that arrives there is its.
+    pub port: Option<u16>,
+}
+
 /// The router, as the pipeline drives it.
 #[async_trait]
 pub trait Traffic: Send + Sync + 'static {
+    /// Makes the environment answer at `exposure`, and no longer where an earlier one said.
+    /// Fails, changing nothing, when its port cannot be listened on.
+    async fn expose(&self, env: &EnvKey, exposure: &Exposure) -> Result<(), String>;
     /// Atomically replaces the backends of an environment's web service.
     async fn switch(&self, env: &EnvKey, backends: Vec<Backend>);
     /// Holds new requests (a `deploy` hook is running) until `release_hold`, or `hold` passes.

@@ -21,6 +21,7 @@ mod headers;
 mod hold;
 mod inflight;
 mod pool;
+mod ports;
 mod probe;
 mod proxy;
 mod send;
@@ -42,10 +43,14 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::ports::Ports;
 use self::table::{Environments, Table};
 use self::workers::Workers;
 use crate::ids::{EnvKey, ReleaseNumber};
-use crate::pipeline::traits::{Backend, Traffic};
+use crate::pipeline::traits::{Backend, Exposure, Traffic};
 
 /// How long the router waits on the instances behind it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +94,10 @@ pub(crate) struct Inner {
     environments: Mutex<Environments>,
     workers: Workers,
     requests: AtomicU64,
+    /// Environments' own ports, their listeners, and the token that stops them all.
+    ports: Ports,
+    port_listeners: TaskTracker,
+    closing: CancellationToken,
 }
 
 impl Router {
@@ -104,18 +113,25 @@ impl Router {
                 workers,
                 options,
                 requests: AtomicU64::new(0),
+                ports: Ports::default(),
+                port_listeners: TaskTracker::new(),
+                closing: CancellationToken::new(),
             }),
         }
     }
 
     /// Serves every environment by `Host` until `shutdown` resolves; then stops accepting
-    /// and gives requests in flight up to 10 s.
+    /// and gives requests in flight up to 10 s. The environments' own ports stop with it.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        serve::serve(self.inner, listener, None, shutdown).await
+        let served = serve::serve(Arc::clone(&self.inner), listener, None, shutdown).await;
+        self.inner.closing.cancel();
+        self.inner.port_listeners.close();
+        self.inner.port_listeners.wait().await;
+        served
     }
 
     /// Serves one environment on its own listener (its fixed port), whatever the `Host`.
@@ -139,6 +155,7 @@ impl Router {
         if let Some(gate) = self.inner.update(|environments| environments.remove(env)) {
             gate.release();
         }
+        self.inner.ports.close(env);
     }
 
     /// Requests received since start, for `/metrics`.
@@ -195,6 +212,12 @@ impl Router {
 
 #[async_trait]
 impl Traffic for Router {
+    async fn expose(&self, env: &EnvKey, exposure: &Exposure) -> Result<(), String> {
+        self.set_port(env, exposure.port).await?;
+        self.set_domains(env, exposure.domain.iter().cloned().collect());
+        Ok(())
+    }
+
     async fn switch(&self, env: &EnvKey, backends: Vec<Backend>) {
         tracing::info!(%env, backends = backends.len(), "switching traffic");
         self.inner
@@ -230,10 +253,14 @@ impl Traffic for Router {
     }
 
     fn url(&self, env: &EnvKey) -> String {
-        format!(
-            "http://{}:{}",
-            table::default_host(env),
-            self.inner.listen.port()
-        )
+        let host = self
+            .inner
+            .environments()
+            .domain_of(env)
+            .unwrap_or_else(|| table::default_host(env));
+        match self.inner.listen.port() {
+            80 => format!("http://{host}"),
+            port => format!("http://{host}:{port}"),
+        }
     }
 }

@@ -158,6 +158,11 @@ impl Environments {
         self.envs.entry(env.clone()).or_default().domains = domains;
     }
 
+    /// The first domain of an environment, if it has one.
+    pub(crate) fn domain_of(&self, env: &EnvKey) -> Option<String> {
+        self.envs.get(env)?.domains.first().cloned()
+    }
+
     /// The hold gate of an environment, creating the environment if needed.
     pub(crate) fn hold_gate(&mut self, env: &EnvKey) -> Arc<HoldGate> {
         Arc::clone(&self.envs.entry(env.clone()).or_default().hold)

@@ -102,6 +102,8 @@ pub struct App {
     pub build_hook: Option<String>,
     /// `(hook name, YAML value)` under `hooks:`.
     pub hooks: Vec<(String, String)>,
+    /// `(environment name, YAML value)` under `environments:`.
+    pub environments: Vec<(String, String)>,
 }
 
 impl App {
@@ -121,6 +123,7 @@ impl App {
             watch: None,
             build_hook: None,
             hooks: Vec::new(),
+            environments: Vec::new(),
         }
     }
 
@@ -163,6 +166,12 @@ impl App {
         if !self.hooks.is_empty() {
             yml.push_str("hooks:\n");
             for (name, value) in &self.hooks {
+                yml.push_str(&format!("  {name}: {value}\n"));
+            }
+        }
+        if !self.environments.is_empty() {
+            yml.push_str("environments:\n");
+            for (name, value) in &self.environments {
                 yml.push_str(&format!("  {name}: {value}\n"));
             }
         }

@@ -145,6 +145,10 @@ impl Pipeline {
                 .filter(|i| i.release == release.number && Some(&i.service) == routed)
                 .filter(|i| allowed(i));
             self.fx.traffic.switch(&env, backends(serving)).await;
+            let exposure = release_plan::exposure(&config, &env);
+            if let Err(error) = self.fx.traffic.expose(&env, &exposure).await {
+                tracing::error!(%env, %error, "the environment's own port is not served");
+            }
         }
         Ok(())
     }

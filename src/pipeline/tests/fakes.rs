@@ -239,6 +239,10 @@ impl Runtime for FakeRuntime {
 pub struct FakeTraffic {
     pub events: Events,
     pub routes: Mutex<BTreeMap<EnvKey, Vec<Backend>>>,
+    /// The last exposure of each environment.
+    pub exposed: Mutex<BTreeMap<EnvKey, Exposure>>,
+    /// Ports that something else listens on.
+    pub taken_ports: Mutex<HashSet<u16>>,
 }
 
 impl FakeTraffic {
@@ -246,6 +250,8 @@ impl FakeTraffic {
         Self {
             events,
             routes: Mutex::default(),
+            exposed: Mutex::default(),
+            taken_ports: Mutex::default(),
         }
     }
     /// The releases of the backends an environment routes to.
@@ -266,6 +272,19 @@ impl FakeTraffic {
 
 #[async_trait]
 impl Traffic for FakeTraffic {
+    async fn expose(&self, env: &EnvKey, exposure: &Exposure) -> Result<(), String> {
+        if let Some(port) = exposure.port {
+            if self.taken_ports.lock().unwrap().contains(&port) {
+                return Err(format!("port {port} is taken"));
+            }
+            self.events.push(format!("expose {env} on port {port}"));
+        }
+        self.exposed
+            .lock()
+            .unwrap()
+            .insert(env.clone(), exposure.clone());
+        Ok(())
+    }
     async fn switch(&self, env: &EnvKey, backends: Vec<Backend>) {
         let mut releases: Vec<String> = backends.iter().map(|b| b.release.to_string()).collect();
         releases.dedup();

@@ -1,6 +1,7 @@
 //! The pipeline driven through its traits with in-memory fakes and paused time: the
 //! order of effects, failure rules, rollback, queueing and recovery, in milliseconds.
 
+mod exposure;
 mod fakes;
 mod flows;
 pub(crate) mod memory_store;

@@ -1,13 +1,14 @@
 //! Which requests go where: hosts, domains, fixed ports, and the router's own answers when
 //! nothing can take a request; which release answered, and `probe`.
 
+use std::net::SocketAddr;
+
 use hyper::StatusCode;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use super::support::*;
 use crate::ids::{EnvKey, ReleaseNumber};
-use crate::pipeline::traits::Traffic;
+use crate::pipeline::traits::{Exposure, Traffic};
 
 #[tokio::test]
 async fn requests_are_routed_by_host_in_any_case_and_with_any_port() {
@@ -79,22 +80,20 @@ async fn configured_domains_route_and_removed_environments_stop_routing() {
 }
 
 #[tokio::test]
-async fn a_fixed_port_routes_every_host_to_its_environment() {
+async fn an_exposed_port_and_domain_route_to_their_environment_until_closed() {
     let router = TestRouter::start().await;
     let shop = TestBackend::start("shop").await;
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let port = free_port().await;
+    let fixed = SocketAddr::from(([127, 0, 0, 1], port));
+    let exposure = Exposure {
+        domain: Some("shop.example.com".to_owned()),
+        port: Some(port),
+    };
+    router
+        .router
+        .expose(&env(), &exposure)
         .await
-        .expect("bind fixed port");
-    let fixed = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(router.router.clone().serve_environment(
-        env(),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-
+        .expect("the port is free");
     let reply = get(fixed, "anything.example", "/").await;
     assert_eq!(
         reply.status,
@@ -104,9 +103,73 @@ async fn a_fixed_port_routes_every_host_to_its_environment() {
     );
     router.router.switch(&env(), vec![shop.backend(1)]).await;
     assert_eq!(get(fixed, "anything.example", "/").await.body, "shop");
+    assert_eq!(
+        get(router.address, "Shop.Example.com", "/").await.body,
+        "shop"
+    );
+    assert_eq!(
+        router.router.url(&env()),
+        format!("http://shop.example.com:{}", router.address.port())
+    );
 
-    let _ = stop.send(());
-    within(served).await.expect("task").expect("served");
+    // Another environment cannot have the same port, and nothing of the first changes.
+    let blog = EnvKey::new("blog", "prod");
+    let refused = router
+        .router
+        .expose(
+            &blog,
+            &Exposure {
+                domain: None,
+                port: Some(port),
+            },
+        )
+        .await
+        .expect_err("the port is the shop's");
+    assert!(
+        refused.starts_with(&format!(
+            "cannot listen on 127.0.0.1:{port} for blog/prod (environments.prod.port): "
+        )) && refused.ends_with("; choose another port, or stop what listens there"),
+        "{refused}"
+    );
+    assert_eq!(get(fixed, "anything.example", "/").await.body, "shop");
+
+    router
+        .router
+        .expose(&env(), &Exposure::default())
+        .await
+        .expect("closing cannot fail");
+    eventually(|| std::net::TcpStream::connect(fixed).is_err()).await;
+    assert_eq!(
+        get(router.address, "shop.example.com", "/").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_environment_port_closes_with_the_router() {
+    let router = TestRouter::start().await;
+    let port = free_port().await;
+    router
+        .router
+        .expose(
+            &env(),
+            &Exposure {
+                domain: None,
+                port: Some(port),
+            },
+        )
+        .await
+        .expect("the port is free");
+    let fixed = SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(std::net::TcpStream::connect(fixed).is_ok());
+    router.shut_down().await.expect("served");
+    assert!(std::net::TcpStream::connect(fixed).is_err());
+}
+
+/// A port nothing listens on right now.
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("address").port()
 }
 
 #[tokio::test]
