@@ -28,7 +28,10 @@ fn refused(error: ApiError, body: &[u8]) {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric())
                 .collect();
-            if secret.len() > 8 {
+            // A key may hold the same text (the fuzzer copies bytes about); keys are
+            // named in errors, so the value is only looked for when no key has it.
+            let elsewhere = text.replace(&format!("\"value\":\"{secret}"), "");
+            if secret.len() > 8 && !elsewhere.contains(&secret) {
                 assert!(!message.contains(&secret), "{message}");
             }
         }
