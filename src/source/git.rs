@@ -50,6 +50,12 @@ pub async fn checkout(
             .map_err(|e| failed(format!("cannot create {}: {e}", cache.display())))?;
         git(&cache, &["init", "--bare", "--quiet"], token).await?;
     }
+    // A commit named by its full sha is immutable: once in the cache (an earlier fetch
+    // brought it, as one fetch brings every push made since), it needs no fetch. Under a
+    // storm of pushes this saves a round trip to the remote per delivery.
+    if let Some(sha) = cached_commit(&cache, reference, token).await {
+        return extract(&cache, sources, sha, token).await;
+    }
     git(
         &cache,
         &[
@@ -69,9 +75,30 @@ pub async fn checkout(
     )
     .await?;
     let sha = resolve(&cache, reference, token).await?;
+    extract(&cache, sources, sha, token).await
+}
+
+/// `reference` when it is a full sha whose commit the cache already holds.
+async fn cached_commit(cache: &Path, reference: &str, token: Option<&str>) -> Option<String> {
+    let full_sha = reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit());
+    if !full_sha {
+        return None;
+    }
+    let spec = format!("{reference}^{{commit}}");
+    git(cache, &["cat-file", "-e", &spec], token).await.ok()?;
+    Some(reference.to_ascii_lowercase())
+}
+
+/// The commit's files in `sources/git-<sha>` (extracted once; an existing tree is reused).
+async fn extract(
+    cache: &Path,
+    sources: &Path,
+    sha: String,
+    token: Option<&str>,
+) -> EffectResult<FetchedSource> {
     let dir = sources.join(format!("git-{sha}"));
     if !dir.is_dir() {
-        let archive = git(&cache, &["archive", "--format=tar", &sha], token).await?;
+        let archive = git(cache, &["archive", "--format=tar", &sha], token).await?;
         let staging = sources.join(format!(".git-{sha}-{}", rand::random::<u32>()));
         let target = dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -159,4 +186,77 @@ async fn git(dir: &Path, args: &[&str], token: Option<&str>) -> EffectResult<Vec
 
 fn failed(message: String) -> EffectError {
     EffectError::Failed(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A repository with two commits on `main`; returns their shas, oldest first.
+    fn origin(dir: &Path) -> (String, String) {
+        std::fs::create_dir_all(dir).unwrap();
+        git(dir, &["init", "--quiet", "--initial-branch=main"]);
+        std::fs::write(dir.join("VERSION"), "1\n").unwrap();
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "--quiet", "-m", "one"]);
+        let first = git(dir, &["rev-parse", "HEAD"]);
+        std::fs::write(dir.join("VERSION"), "2\n").unwrap();
+        git(dir, &["commit", "--quiet", "-am", "two"]);
+        (first, git(dir, &["rev-parse", "HEAD"]))
+    }
+
+    #[tokio::test]
+    async fn a_commit_the_cache_holds_is_not_fetched_again_and_a_branch_always_is() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("origin");
+        let (first, second) = origin(&repo);
+        let (caches, sources) = (root.path().join("caches"), root.path().join("sources"));
+        let url = format!("file://{}", repo.display());
+
+        // One fetch, for the newer commit, brings the older one too.
+        let got = super::checkout(&caches, &sources, &url, &second, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(got.dir.join("VERSION")).unwrap(),
+            "2\n"
+        );
+
+        // The remote is gone: a commit the cache holds is still read, by its sha.
+        std::fs::rename(&repo, root.path().join("moved")).unwrap();
+        let got = super::checkout(&caches, &sources, &url, &first, None)
+            .await
+            .unwrap();
+        assert_eq!(got.commit.as_deref(), Some(first.as_str()));
+        assert_eq!(
+            std::fs::read_to_string(got.dir.join("VERSION")).unwrap(),
+            "1\n"
+        );
+
+        // A branch can move, so it is always fetched: without the remote, that fails.
+        let error = super::checkout(&caches, &sources, &url, "main", None)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("git"), "{error}");
+        // So does a sha the cache does not hold.
+        let unknown = "0123456789abcdef0123456789abcdef01234567";
+        assert!(super::checkout(&caches, &sources, &url, unknown, None)
+            .await
+            .is_err());
+    }
 }
