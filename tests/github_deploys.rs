@@ -420,3 +420,94 @@ fn a_repository_outside_the_github_repos_globs_starts_nothing() {
     assert_eq!(operations(&server).len(), 1);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn of_pushes_waiting_together_only_the_last_of_the_branch_is_fetched_and_deployed() {
+    let ws = Workspace::new();
+    let app = App::new("shop", "v1");
+    let staging = "  staging: { branches: [main] }\n";
+    let first = commit_app(&ws, &app, staging, "v1");
+    let middle = commit_app(&ws, &app.clone().version("v2"), staging, "v2");
+    let last = commit_app(&ws, &app.clone().version("v3"), staging, "v3");
+    repository_with_work_tree(&ws);
+    let fake = FakeGitHub::start();
+
+    // A server that stores and answers deliveries but is killed before working on them.
+    let paused = serve_with_env(
+        &ws,
+        &fake,
+        &[],
+        Some(TOKEN),
+        &[("SLIPWAY_TEST_PAUSE_AT", "delivery-accepted")],
+    );
+    for (delivery, sha) in [("push-1", &first), ("push-2", &middle), ("push-3", &last)] {
+        send(&paused, "push", delivery, &push_payload(sha));
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "the server pauses before working on them",
+        || ws.data_dir().join("paused-at-delivery-accepted").exists(),
+    );
+    drop(paused);
+
+    let server = serve(&ws, &fake);
+    wait_until(
+        Duration::from_secs(120),
+        "the last push is deployed",
+        || {
+            ops_of_commit(&server, &last)
+                .first()
+                .is_some_and(|op| op["state"] == "succeeded")
+        },
+    );
+    for (sha, delivery) in [(&first, "push-1"), (&middle, "push-2")] {
+        let ops = ops_of_commit(&server, sha);
+        assert_eq!(ops.len(), 1, "{ops:#?}");
+        assert_eq!(ops[0]["state"], "superseded", "{:#?}", ops[0]);
+        assert!(
+            wait_for_outcome(&ws, delivery).contains("superseded by delivery push-3"),
+            "{}",
+            wait_for_outcome(&ws, delivery)
+        );
+        // Never fetched nor extracted: only the last commit's files are on disk.
+        assert!(!ws.data_dir().join(format!("sources/git-{sha}")).exists());
+    }
+    assert!(ws.data_dir().join(format!("sources/git-{last}")).exists());
+    let ids: Vec<i64> = [&first, &middle, &last]
+        .iter()
+        .map(|sha| ops_of_commit(&server, sha)[0]["id"].as_i64().expect("id"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in push order: {ids:?}"
+    );
+    assert_eq!(
+        server
+            .app_json("shop-staging.localhost")
+            .map(|a| a["version"].clone()),
+        Some(json!("v3"))
+    );
+
+    // Each superseded commit still hears its end on GitHub.
+    for sha in [&first, &middle] {
+        let for_it = |r: &Recorded| r.path.ends_with(&format!("/statuses/{sha}"));
+        wait_until(
+            Duration::from_secs(30),
+            "the superseded commit gets its final status",
+            || {
+                of(&fake.accepted(), STATUS)
+                    .iter()
+                    .any(|r| for_it(r) && r.body["state"] != "pending")
+            },
+        );
+        let statuses: Vec<Recorded> = of(&fake.accepted(), STATUS)
+            .into_iter()
+            .filter(for_it)
+            .collect();
+        assert_eq!(states(&statuses), ["pending", "error"], "{statuses:#?}");
+        assert!(statuses[1].body["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("superseded")));
+    }
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

@@ -76,6 +76,9 @@ impl Store for CapturedLog {
     async fn create_operation(&self, _new: NewOperation) -> EffectResult<Operation> {
         refused()
     }
+    async fn create_superseded(&self, _new: NewOperation, _why: &str) -> EffectResult<Operation> {
+        refused()
+    }
     async fn operation(&self, _id: OperationId) -> EffectResult<Option<Operation>> {
         refused()
     }

@@ -38,13 +38,15 @@ impl DeliveryWorker {
         self.resume_validations().await;
         loop {
             let notified = self.wake.notified();
-            match db::pending_deliveries(&self.shared.pool, 20).await {
+            match db::pending_deliveries(&self.shared.pool, BATCH).await {
                 Ok(deliveries) if !deliveries.is_empty() => {
-                    for delivery in deliveries {
+                    let newest = newest_pushes(&deliveries);
+                    for (at, delivery) in deliveries.iter().enumerate() {
                         if shutdown.is_cancelled() {
                             return;
                         }
-                        self.process(&delivery).await;
+                        let newer = newest[at].map(|later| &deliveries[later]);
+                        self.process(delivery, newer).await;
                     }
                     continue;
                 }
@@ -94,10 +96,11 @@ impl DeliveryWorker {
         }
     }
 
-    async fn process(&self, delivery: &Delivery) {
+    /// Works on one delivery; `newer` is a later push to the same branch, waiting too.
+    async fn process(&self, delivery: &Delivery, newer: Option<&Delivery>) {
         // Test-only (unarmed, it returns at once): stored and answered, not worked on.
         crate::pause::at(crate::pause::PausePoint::DeliveryAccepted).await;
-        let outcome = match self.handle(delivery).await {
+        let outcome = match self.handle(delivery, newer).await {
             Ok(outcome) => outcome,
             Err(error) => format!("failed: {error}"),
         };
@@ -109,7 +112,11 @@ impl DeliveryWorker {
         }
     }
 
-    async fn handle(&self, delivery: &Delivery) -> Result<String, GitHubError> {
+    async fn handle(
+        &self,
+        delivery: &Delivery,
+        newer: Option<&Delivery>,
+    ) -> Result<String, GitHubError> {
         let payload: Value = serde_json::from_str(&delivery.payload)
             .map_err(|e| GitHubError::Payload(e.to_string()))?;
         let trigger = trigger::read(&delivery.event, &payload).map_err(GitHubError::Payload)?;
@@ -129,6 +136,19 @@ impl DeliveryWorker {
             }
             Trigger::PullRequestClosed { repo, number } => {
                 self.tear_down_preview(delivery, &repo, number).await
+            }
+            Trigger::BranchPush {
+                ref repo,
+                ref sha,
+                ref branch,
+            } if newer.is_some() => {
+                let newer = newer.expect("a newer push");
+                if let Some(outcome) = self.supersede(delivery, newer, repo, branch, sha).await? {
+                    return Ok(outcome);
+                }
+                let checked = self.checkout(repo, sha).await?;
+                self.deploy_or_report(delivery, &trigger, repo, checked)
+                    .await
             }
             Trigger::BranchPush {
                 ref repo, ref sha, ..
@@ -350,6 +370,70 @@ impl DeliveryWorker {
         Ok(outcome.join("; "))
     }
 
+    /// A push with a newer push to the same branch waiting behind it is not checked out
+    /// nor deployed: latest push wins. It is recorded as a deploy `superseded` at once in
+    /// each environment the newer push deploys to (the newer commit's `slipway.yml` says
+    /// where the branch goes now), so its commit still gets its final status on GitHub.
+    /// `None` when the newer push cannot say (its commit or config is unreadable): this
+    /// one is then worked on as usual.
+    async fn supersede(
+        &self,
+        delivery: &Delivery,
+        newer: &Delivery,
+        repo: &Repository,
+        branch: &str,
+        sha: &str,
+    ) -> Result<Option<String>, GitHubError> {
+        let Some(newer_sha) = push_of(newer).map(|(_, _, sha)| sha) else {
+            return Ok(None);
+        };
+        let Ok(checked) = self.checkout(repo, &newer_sha).await else {
+            return Ok(None);
+        };
+        let Ok(config) = checked.config else {
+            return Ok(None);
+        };
+        let newer_trigger = Trigger::BranchPush {
+            repo: repo.clone(),
+            branch: branch.to_owned(),
+            sha: newer_sha.clone(),
+        };
+        let targets = intent::targets(&newer_trigger, &config);
+        if targets.deploy.is_empty() {
+            return Ok(None);
+        }
+        let why = format!(
+            "superseded by delivery {}, a newer push to {branch} ({})",
+            newer.id,
+            &newer_sha[..newer_sha.len().min(12)]
+        );
+        let done = db::links_of_delivery(&self.shared.pool, &delivery.id).await?;
+        let url = self.shared.repository_url(&repo.full_name);
+        let mut recorded = Vec::new();
+        for env in targets.deploy {
+            if done
+                .iter()
+                .any(|l| l.app == config.app.as_str() && l.env == env)
+            {
+                continue;
+            }
+            let new = NewOperation {
+                env: EnvKey::new(config.app.as_str(), env.as_str()),
+                kind: OperationKind::Deploy,
+                source: Some(SourceSpec::Git {
+                    url: url.clone(),
+                    reference: sha.to_owned(),
+                }),
+                commit: Some(sha.to_owned()),
+                args: Value::Null,
+                initiator: format!("github delivery {}", delivery.id),
+            };
+            let op = self.link_new(new, delivery, repo, sha, Some(&why)).await?;
+            recorded.push(format!("{op} of {}/{env}", config.app));
+        }
+        Ok(Some(format!("{why}: operation {}", recorded.join(", "))))
+    }
+
     /// Why a deploy of `sha` to `env` would repeat one that another delivery started
     /// (a tag pushed to GitHub sends both a `push` and a `create`): that deploy is
     /// queued or running, or it succeeded and its commit is what the environment serves.
@@ -507,6 +591,19 @@ impl DeliveryWorker {
         repo: &Repository,
         sha: &str,
     ) -> Result<OperationId, GitHubError> {
+        self.link_new(new, delivery, repo, sha, None).await
+    }
+
+    /// Queues the operation (or records it superseded, with `superseded` saying why),
+    /// unless a killed server had already made it, and links it to its commit.
+    async fn link_new(
+        &self,
+        new: NewOperation,
+        delivery: &Delivery,
+        repo: &Repository,
+        sha: &str,
+        superseded: Option<&str>,
+    ) -> Result<OperationId, GitHubError> {
         let env = new.env.clone();
         let op = match self.unlinked_operation(&new).await? {
             Some(op) => {
@@ -514,11 +611,11 @@ impl DeliveryWorker {
                 op
             }
             None => {
-                let op = self
-                    .pipeline
-                    .submit(new)
-                    .await
-                    .map_err(|e| GitHubError::Database(e.to_string()))?;
+                let op = match superseded {
+                    Some(why) => self.pipeline.record_superseded(new, why).await,
+                    None => self.pipeline.submit(new).await,
+                }
+                .map_err(|e| GitHubError::Database(e.to_string()))?;
                 // Test-only (unarmed, it returns at once): queued, not linked.
                 crate::pause::at(crate::pause::PausePoint::DeliveryOperationCreated).await;
                 op.id
@@ -566,6 +663,45 @@ impl DeliveryWorker {
         }
         Ok(None)
     }
+}
+
+/// How many waiting deliveries are read at once: also how far ahead a push looks for a
+/// newer push to the same branch that supersedes it.
+const BATCH: i64 = 200;
+
+/// The repository, branch and commit of a branch push.
+fn push_of(delivery: &Delivery) -> Option<(String, String, String)> {
+    if delivery.event != "push" {
+        return None;
+    }
+    let payload: Value = serde_json::from_str(&delivery.payload).ok()?;
+    match trigger::read(&delivery.event, &payload).ok()? {
+        Trigger::BranchPush { repo, branch, sha } => Some((repo.full_name, branch, sha)),
+        _ => None,
+    }
+}
+
+/// For each delivery, the position of the newest later push to the same branch of the
+/// same repository in `deliveries` (oldest first), if there is one.
+fn newest_pushes(deliveries: &[Delivery]) -> Vec<Option<usize>> {
+    let pushes: Vec<_> = deliveries
+        .iter()
+        .map(|d| push_of(d).map(|(repo, branch, _)| (repo, branch)))
+        .collect();
+    let mut last = std::collections::HashMap::new();
+    for (at, push) in pushes.iter().enumerate() {
+        if let Some(key) = push {
+            last.insert(key, at);
+        }
+    }
+    pushes
+        .iter()
+        .enumerate()
+        .map(|(at, push)| {
+            let newest = *last.get(push.as_ref()?)?;
+            (newest > at).then_some(newest)
+        })
+        .collect()
 }
 
 fn op_kind(kind: Option<OperationKind>, old: OperationKind) -> OperationKind {

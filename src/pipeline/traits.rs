@@ -38,6 +38,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates an operation in state `queued`.
     async fn create_operation(&self, new: NewOperation) -> EffectResult<Operation>;
+    /// Records an operation that never runs, already `superseded` with `why`: a deploy
+    /// with a newer one of the same branch behind it. Created final in one write, so no
+    /// worker can start it in between.
+    async fn create_superseded(&self, new: NewOperation, why: &str) -> EffectResult<Operation>;
     async fn operation(&self, id: OperationId) -> EffectResult<Option<Operation>>;
     /// Newest first; `env: None` lists all environments.
     async fn operations(&self, env: Option<&EnvKey>, limit: i64) -> EffectResult<Vec<Operation>>;

@@ -57,6 +57,18 @@ impl Pipeline {
         Ok(op)
     }
 
+    /// Records a deploy that will never run because a newer one of the same branch is
+    /// behind it (a storm of pushes): `superseded` at once, its log says why, and its
+    /// reporter hears its end.
+    pub async fn record_superseded(&self, new: NewOperation, why: &str) -> EffectResult<Operation> {
+        let op = self.fx.store.create_superseded(new, why).await?;
+        self.log(&op, Masker::default())
+            .line(format!("==> superseded: {why}"))
+            .await;
+        self.fx.reporter.operation_changed(op.id).await;
+        Ok(op)
+    }
+
     /// Cancels an operation: a queued one at once, a running one at its next safe point
     /// (it then rolls back). Returns false when it had already ended.
     pub async fn cancel(&self, id: OperationId) -> EffectResult<bool> {

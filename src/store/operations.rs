@@ -52,6 +52,26 @@ impl SqliteStore {
     }
 
     pub(super) async fn insert_operation(&self, new: &NewOperation) -> FaultResult<Operation> {
+        self.insert_operation_in(new, OperationState::Queued, None)
+            .await
+    }
+
+    /// An operation created already `superseded` (it never runs), finished now.
+    pub(super) async fn insert_superseded(
+        &self,
+        new: &NewOperation,
+        why: &str,
+    ) -> FaultResult<Operation> {
+        self.insert_operation_in(new, OperationState::Superseded, Some(why))
+            .await
+    }
+
+    async fn insert_operation_in(
+        &self,
+        new: &NewOperation,
+        state: OperationState,
+        message: Option<&str>,
+    ) -> FaultResult<Operation> {
         let source = new
             .source
             .as_ref()
@@ -62,19 +82,23 @@ impl SqliteStore {
         let mut tx = self.write().await?;
         ensure_environment_in(&mut tx, &new.env, now).await?;
         let sql = format!(
-            "INSERT INTO operations (app, env, kind, state, source, commit_sha, args, initiator, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {OPERATION_COLUMNS}"
+            "INSERT INTO operations (app, env, kind, state, source, commit_sha, args, initiator, \
+               message, created_at, finished_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?11 THEN ?10 END) \
+             RETURNING {OPERATION_COLUMNS}"
         );
         let row: OperationRow = sqlx::query_as(&sql)
             .bind(new.env.app.as_str())
             .bind(new.env.env.as_str())
             .bind(new.kind.to_string())
-            .bind(OperationState::Queued.to_string())
+            .bind(state.to_string())
             .bind(source)
             .bind(new.commit.as_deref())
             .bind(args)
             .bind(new.initiator.as_str())
+            .bind(message)
             .bind(now)
+            .bind(state.is_final())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;

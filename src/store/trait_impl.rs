@@ -31,6 +31,15 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn create_superseded(&self, new: NewOperation, why: &str) -> EffectResult<Operation> {
+        self.insert_superseded(&new, why).await.map_err(|fault| {
+            fault.context(format_args!(
+                "cannot record a superseded {} operation on {}",
+                new.kind, new.env
+            ))
+        })
+    }
+
     async fn operation(&self, id: OperationId) -> EffectResult<Option<Operation>> {
         self.operation_by_id(id)
             .await

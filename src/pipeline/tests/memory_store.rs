@@ -87,6 +87,16 @@ impl Store for MemoryStore {
             op
         }))
     }
+    async fn create_superseded(&self, new: NewOperation, why: &str) -> EffectResult<Operation> {
+        let op = self.create_operation(new).await?;
+        Ok(self.with(|s| {
+            let op = s.ops.get_mut(&op.id.0).expect("just created");
+            op.state = OperationState::Superseded;
+            op.message = Some(why.to_owned());
+            op.finished_at = Some(s.clock);
+            op.clone()
+        }))
+    }
     async fn operation(&self, id: OperationId) -> EffectResult<Option<Operation>> {
         Ok(self.with(|s| s.ops.get(&id.0).cloned()))
     }

@@ -59,6 +59,9 @@ impl Store for LinesStore {
     async fn create_operation(&self, _: NewOperation) -> EffectResult<Operation> {
         outside()
     }
+    async fn create_superseded(&self, _: NewOperation, _: &str) -> EffectResult<Operation> {
+        outside()
+    }
     async fn operation(&self, _: OperationId) -> EffectResult<Option<Operation>> {
         outside()
     }
