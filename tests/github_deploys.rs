@@ -443,6 +443,10 @@ fn of_pushes_waiting_together_only_the_last_of_the_branch_is_fetched_and_deploye
     for (delivery, sha) in [("push-1", &first), ("push-2", &middle), ("push-3", &last)] {
         send(&paused, "push", delivery, &push_payload(sha));
     }
+    // A later push to another branch supersedes nothing on `main`.
+    let mut feature: Value = serde_json::from_slice(&push_payload(&last)).expect("json");
+    feature["ref"] = json!("refs/heads/feature");
+    send(&paused, "push", "push-4", feature.to_string().as_bytes());
     wait_until(
         Duration::from_secs(30),
         "the server pauses before working on them",
@@ -473,6 +477,11 @@ fn of_pushes_waiting_together_only_the_last_of_the_branch_is_fetched_and_deploye
         assert!(!ws.data_dir().join(format!("sources/git-{sha}")).exists());
     }
     assert!(ws.data_dir().join(format!("sources/git-{last}")).exists());
+    assert!(
+        wait_for_outcome(&ws, "push-4").contains("no environment of shop deploys this"),
+        "{}",
+        wait_for_outcome(&ws, "push-4")
+    );
     let ids: Vec<i64> = [&first, &middle, &last]
         .iter()
         .map(|sha| ops_of_commit(&server, sha)[0]["id"].as_i64().expect("id"))

@@ -105,6 +105,31 @@ pub async fn pending_deliveries(pool: &SqlitePool, limit: i64) -> Result<Vec<Del
         .collect())
 }
 
+/// The newest push to `reference` of `repository` not worked on yet.
+pub async fn newest_waiting_push(
+    pool: &SqlitePool,
+    repository: &str,
+    reference: &str,
+) -> Result<Option<Delivery>> {
+    // Walks the repository's deliveries from the newest (its index), so it stops early.
+    let row = sqlx::query(
+        "SELECT id, event, payload FROM github_deliveries \
+         WHERE repository = ? AND processed_at IS NULL AND event = 'push' \
+           AND json_extract(payload, '$.ref') = ? \
+         ORDER BY received_at DESC, rowid DESC LIMIT 1",
+    )
+    .bind(repository)
+    .bind(reference)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|r| Delivery {
+        id: r.get(0),
+        event: r.get(1),
+        payload: r.get(2),
+    }))
+}
+
 pub async fn finish_delivery(pool: &SqlitePool, id: &str, outcome: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE github_deliveries SET processed_at = ?, outcome = ? WHERE id = ?")
         .bind(now)

@@ -40,13 +40,13 @@ impl DeliveryWorker {
             let notified = self.wake.notified();
             match db::pending_deliveries(&self.shared.pool, BATCH).await {
                 Ok(deliveries) if !deliveries.is_empty() => {
-                    let newest = newest_pushes(&deliveries);
-                    for (at, delivery) in deliveries.iter().enumerate() {
+                    let mut ahead = Ahead::default();
+                    for delivery in &deliveries {
                         if shutdown.is_cancelled() {
                             return;
                         }
-                        let newer = newest[at].map(|later| &deliveries[later]);
-                        self.process(delivery, newer).await;
+                        let newer = ahead.newer_push(&self.shared.pool, delivery).await;
+                        self.process(delivery, newer.as_ref(), &mut ahead).await;
                     }
                     continue;
                 }
@@ -97,10 +97,10 @@ impl DeliveryWorker {
     }
 
     /// Works on one delivery; `newer` is a later push to the same branch, waiting too.
-    async fn process(&self, delivery: &Delivery, newer: Option<&Delivery>) {
+    async fn process(&self, delivery: &Delivery, newer: Option<&Delivery>, ahead: &mut Ahead) {
         // Test-only (unarmed, it returns at once): stored and answered, not worked on.
         crate::pause::at(crate::pause::PausePoint::DeliveryAccepted).await;
-        let outcome = match self.handle(delivery, newer).await {
+        let outcome = match self.handle(delivery, newer, ahead).await {
             Ok(outcome) => outcome,
             Err(error) => format!("failed: {error}"),
         };
@@ -116,6 +116,7 @@ impl DeliveryWorker {
         &self,
         delivery: &Delivery,
         newer: Option<&Delivery>,
+        ahead: &mut Ahead,
     ) -> Result<String, GitHubError> {
         let payload: Value = serde_json::from_str(&delivery.payload)
             .map_err(|e| GitHubError::Payload(e.to_string()))?;
@@ -143,7 +144,10 @@ impl DeliveryWorker {
                 ref branch,
             } if newer.is_some() => {
                 let newer = newer.expect("a newer push");
-                if let Some(outcome) = self.supersede(delivery, newer, repo, branch, sha).await? {
+                if let Some(outcome) = self
+                    .supersede(delivery, newer, repo, branch, sha, ahead)
+                    .await?
+                {
                     return Ok(outcome);
                 }
                 let checked = self.checkout(repo, sha).await?;
@@ -383,25 +387,19 @@ impl DeliveryWorker {
         repo: &Repository,
         branch: &str,
         sha: &str,
+        ahead: &mut Ahead,
     ) -> Result<Option<String>, GitHubError> {
-        let Some(newer_sha) = push_of(newer).map(|(_, _, sha)| sha) else {
+        let targets = match ahead.targets.get(&newer.id) {
+            Some(known) => known.clone(),
+            None => {
+                let targets = self.targets_of_push(newer, repo, branch).await;
+                ahead.targets.insert(newer.id.clone(), targets.clone());
+                targets
+            }
+        };
+        let Some((app, envs, newer_sha)) = targets else {
             return Ok(None);
         };
-        let Ok(checked) = self.checkout(repo, &newer_sha).await else {
-            return Ok(None);
-        };
-        let Ok(config) = checked.config else {
-            return Ok(None);
-        };
-        let newer_trigger = Trigger::BranchPush {
-            repo: repo.clone(),
-            branch: branch.to_owned(),
-            sha: newer_sha.clone(),
-        };
-        let targets = intent::targets(&newer_trigger, &config);
-        if targets.deploy.is_empty() {
-            return Ok(None);
-        }
         let why = format!(
             "superseded by delivery {}, a newer push to {branch} ({})",
             newer.id,
@@ -410,15 +408,12 @@ impl DeliveryWorker {
         let done = db::links_of_delivery(&self.shared.pool, &delivery.id).await?;
         let url = self.shared.repository_url(&repo.full_name);
         let mut recorded = Vec::new();
-        for env in targets.deploy {
-            if done
-                .iter()
-                .any(|l| l.app == config.app.as_str() && l.env == env)
-            {
+        for env in envs {
+            if done.iter().any(|l| l.app == app && l.env == env) {
                 continue;
             }
             let new = NewOperation {
-                env: EnvKey::new(config.app.as_str(), env.as_str()),
+                env: EnvKey::new(app.as_str(), env.as_str()),
                 kind: OperationKind::Deploy,
                 source: Some(SourceSpec::Git {
                     url: url.clone(),
@@ -429,9 +424,28 @@ impl DeliveryWorker {
                 initiator: format!("github delivery {}", delivery.id),
             };
             let op = self.link_new(new, delivery, repo, sha, Some(&why)).await?;
-            recorded.push(format!("{op} of {}/{env}", config.app));
+            recorded.push(format!("{op} of {app}/{env}"));
         }
         Ok(Some(format!("{why}: operation {}", recorded.join(", "))))
+    }
+
+    /// The app, the environments and the commit a push deploys, read from its commit's
+    /// `slipway.yml`; `None` when it cannot be read or deploys nowhere.
+    async fn targets_of_push(
+        &self,
+        push: &Delivery,
+        repo: &Repository,
+        branch: &str,
+    ) -> Option<(String, Vec<String>, String)> {
+        let (_, _, sha) = push_of(push)?;
+        let config = self.checkout(repo, &sha).await.ok()?.config.ok()?;
+        let trigger = Trigger::BranchPush {
+            repo: repo.clone(),
+            branch: branch.to_owned(),
+            sha: sha.clone(),
+        };
+        let targets = intent::targets(&trigger, &config);
+        (!targets.deploy.is_empty()).then(|| (config.app.to_string(), targets.deploy, sha))
     }
 
     /// Why a deploy of `sha` to `env` would repeat one that another delivery started
@@ -665,9 +679,42 @@ impl DeliveryWorker {
     }
 }
 
-/// How many waiting deliveries are read at once: also how far ahead a push looks for a
-/// newer push to the same branch that supersedes it.
-const BATCH: i64 = 200;
+/// How many waiting deliveries are read at once.
+const BATCH: i64 = 50;
+
+/// What one batch of deliveries learns about the queue behind it.
+#[derive(Default)]
+struct Ahead {
+    /// (repository, branch) → the newest push to it still waiting.
+    newest: std::collections::HashMap<(String, String), Option<Delivery>>,
+    /// A newer push's delivery id → what it deploys (`targets_of_push`).
+    targets: std::collections::HashMap<String, Option<(String, Vec<String>, String)>>,
+}
+
+impl Ahead {
+    /// The newest push to the same branch as `delivery` still waiting, when it is a
+    /// later one: what supersedes `delivery`.
+    async fn newer_push(
+        &mut self,
+        pool: &sqlx::SqlitePool,
+        delivery: &Delivery,
+    ) -> Option<Delivery> {
+        let (repo, branch, _) = push_of(delivery)?;
+        let key = (repo, branch);
+        if !self.newest.contains_key(&key) {
+            let reference = format!("refs/heads/{}", key.1);
+            let newest = db::newest_waiting_push(pool, &key.0, &reference)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "cannot look for newer pushes; working on each");
+                    None
+                });
+            self.newest.insert(key.clone(), newest);
+        }
+        let newest = self.newest.get(&key)?.as_ref()?;
+        (newest.id != delivery.id).then(|| newest.clone())
+    }
+}
 
 /// The repository, branch and commit of a branch push.
 fn push_of(delivery: &Delivery) -> Option<(String, String, String)> {
@@ -679,29 +726,6 @@ fn push_of(delivery: &Delivery) -> Option<(String, String, String)> {
         Trigger::BranchPush { repo, branch, sha } => Some((repo.full_name, branch, sha)),
         _ => None,
     }
-}
-
-/// For each delivery, the position of the newest later push to the same branch of the
-/// same repository in `deliveries` (oldest first), if there is one.
-fn newest_pushes(deliveries: &[Delivery]) -> Vec<Option<usize>> {
-    let pushes: Vec<_> = deliveries
-        .iter()
-        .map(|d| push_of(d).map(|(repo, branch, _)| (repo, branch)))
-        .collect();
-    let mut last = std::collections::HashMap::new();
-    for (at, push) in pushes.iter().enumerate() {
-        if let Some(key) = push {
-            last.insert(key, at);
-        }
-    }
-    pushes
-        .iter()
-        .enumerate()
-        .map(|(at, push)| {
-            let newest = *last.get(push.as_ref()?)?;
-            (newest > at).then_some(newest)
-        })
-        .collect()
 }
 
 fn op_kind(kind: Option<OperationKind>, old: OperationKind) -> OperationKind {
