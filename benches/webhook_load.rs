@@ -20,6 +20,7 @@ mod common;
 mod fake_github;
 #[path = "../tests/load/mod.rs"]
 mod load;
+#[allow(dead_code)]
 #[path = "common/report.rs"]
 mod report;
 

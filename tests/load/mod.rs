@@ -476,15 +476,15 @@ pub fn check(
             &failed[..failed.len().min(3)]
         ));
     }
-    let statuses = fake
-        .accepted()
-        .into_iter()
+    let accepted = fake.accepted();
+    // The commits that got a final status: `.../statuses/{sha}`.
+    let reported: std::collections::HashSet<String> = accepted
+        .iter()
         .filter(|r| r.operation().as_deref() == Some(STATUS))
         .filter(|r| r.body["state"] != "pending")
-        .map(|r| r.path)
-        .collect::<Vec<_>>();
-    let deployment_statuses = fake
-        .accepted()
+        .filter_map(|r| r.path.rsplit('/').next().map(str::to_owned))
+        .collect();
+    let deployment_statuses = accepted
         .iter()
         .filter(|r| r.operation().as_deref() == Some(DEPLOYMENT_STATUS))
         .count();
@@ -561,11 +561,7 @@ pub fn check(
         let unreported = repo
             .shas
             .iter()
-            .filter(|sha| {
-                !statuses
-                    .iter()
-                    .any(|path| path.ends_with(&format!("/statuses/{sha}")))
-            })
+            .filter(|sha| !reported.contains(*sha))
             .count();
         if unreported > 0 {
             problems.push(format!(
