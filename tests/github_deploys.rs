@@ -186,20 +186,7 @@ fn pushes_queued_behind_a_held_deploy_are_superseded_and_github_hears_it() {
 
     // GitHub hears the end of the superseded push: a final commit status that says so,
     // a check run that is `skipped`, and an `inactive` deployment.
-    let for_middle = |r: &Recorded| r.path.ends_with(&format!("/statuses/{middle}"));
-    wait_until(
-        Duration::from_secs(30),
-        "the superseded commit gets its final status",
-        || {
-            of(&fake.accepted(), STATUS)
-                .iter()
-                .any(|r| for_middle(r) && r.body["state"] != "pending")
-        },
-    );
-    let statuses: Vec<Recorded> = of(&fake.accepted(), STATUS)
-        .into_iter()
-        .filter(for_middle)
-        .collect();
+    let statuses = final_statuses(&fake, &middle);
     assert_eq!(states(&statuses), ["pending", "error"], "{statuses:#?}");
     let last_status = &statuses[1].body;
     assert!(
@@ -230,13 +217,28 @@ fn pushes_queued_behind_a_held_deploy_are_superseded_and_github_hears_it() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// The commit statuses GitHub got for `sha`, once one of them is final.
+fn final_statuses(fake: &FakeGitHub, sha: &str) -> Vec<Recorded> {
+    let for_it = |r: &Recorded| r.path.ends_with(&format!("/statuses/{sha}"));
+    wait_until(
+        Duration::from_secs(30),
+        "the superseded commit gets its final status",
+        || {
+            of(&fake.accepted(), STATUS)
+                .iter()
+                .any(|r| for_it(r) && r.body["state"] != "pending")
+        },
+    );
+    of(&fake.accepted(), STATUS)
+        .into_iter()
+        .filter(for_it)
+        .collect()
+}
+
 /// Makes the bare repository's `main` the work tree's HEAD (when `repository` was not
 /// used to create it).
 fn repository_with_work_tree(ws: &Workspace) {
-    let bare = ws.path(&format!("git/{REPO}.git"));
-    std::fs::create_dir_all(&bare).expect("bare dir");
-    git(&bare, &["init", "--quiet", "--bare"]);
-    git_push(ws, "HEAD:refs/heads/main");
+    bare_repository(ws, REPO, &ws.path("work/shop"));
 }
 
 /// An RSA key as GitHub hands an app's out (PEM), made with openssl.
@@ -499,20 +501,7 @@ fn of_pushes_waiting_together_only_the_last_of_the_branch_is_fetched_and_deploye
 
     // Each superseded commit still hears its end on GitHub.
     for sha in [&first, &middle] {
-        let for_it = |r: &Recorded| r.path.ends_with(&format!("/statuses/{sha}"));
-        wait_until(
-            Duration::from_secs(30),
-            "the superseded commit gets its final status",
-            || {
-                of(&fake.accepted(), STATUS)
-                    .iter()
-                    .any(|r| for_it(r) && r.body["state"] != "pending")
-            },
-        );
-        let statuses: Vec<Recorded> = of(&fake.accepted(), STATUS)
-            .into_iter()
-            .filter(for_it)
-            .collect();
+        let statuses = final_statuses(&fake, sha);
         assert_eq!(states(&statuses), ["pending", "error"], "{statuses:#?}");
         assert!(statuses[1].body["description"]
             .as_str()

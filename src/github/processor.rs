@@ -350,17 +350,7 @@ impl DeliveryWorker {
                 skipped.push(why);
                 continue;
             }
-            let new = NewOperation {
-                env: key,
-                kind: OperationKind::Deploy,
-                source: Some(SourceSpec::Git {
-                    url: url.clone(),
-                    reference: sha.to_owned(),
-                }),
-                commit: Some(sha.to_owned()),
-                args: Value::Null,
-                initiator: format!("github delivery {}", delivery.id),
-            };
+            let new = deploy_of(key, &url, sha, delivery);
             let op = self.submit(new, delivery, repo, sha).await?;
             started.push(format!("{} of {}/{env}", op, config.app));
         }
@@ -412,17 +402,7 @@ impl DeliveryWorker {
             if done.iter().any(|l| l.app == app && l.env == env) {
                 continue;
             }
-            let new = NewOperation {
-                env: EnvKey::new(app.as_str(), env.as_str()),
-                kind: OperationKind::Deploy,
-                source: Some(SourceSpec::Git {
-                    url: url.clone(),
-                    reference: sha.to_owned(),
-                }),
-                commit: Some(sha.to_owned()),
-                args: Value::Null,
-                initiator: format!("github delivery {}", delivery.id),
-            };
+            let new = deploy_of(EnvKey::new(app.as_str(), env.as_str()), &url, sha, delivery);
             let op = self.link_new(new, delivery, repo, sha, Some(&why)).await?;
             recorded.push(format!("{op} of {app}/{env}"));
         }
@@ -676,6 +656,21 @@ impl DeliveryWorker {
             }
         }
         Ok(None)
+    }
+}
+
+/// The deploy of commit `sha` of the repository at `url` that `delivery` asks for.
+fn deploy_of(env: EnvKey, url: &str, sha: &str, delivery: &Delivery) -> NewOperation {
+    NewOperation {
+        env,
+        kind: OperationKind::Deploy,
+        source: Some(SourceSpec::Git {
+            url: url.to_owned(),
+            reference: sha.to_owned(),
+        }),
+        commit: Some(sha.to_owned()),
+        args: Value::Null,
+        initiator: format!("github delivery {}", delivery.id),
     }
 }
 

@@ -28,11 +28,17 @@ pub fn repository(ws: &Workspace, app: &App) -> String {
     );
     std::fs::write(work.join("slipway.yml"), yml).expect("slipway.yml");
     let sha = common::app::git_commit_all(&work, "the app");
-    let bare = ws.path(&format!("git/{REPO}.git"));
+    bare_repository(ws, REPO, &work);
+    sha
+}
+
+/// A bare repository at `<ws>/git/<full_name>.git` whose `main` is `work`'s HEAD.
+pub fn bare_repository(ws: &Workspace, full_name: &str, work: &Path) -> std::path::PathBuf {
+    let bare = ws.path(&format!("git/{full_name}.git"));
     std::fs::create_dir_all(&bare).expect("bare dir");
     git(&bare, &["init", "--quiet", "--bare"]);
     git(
-        &work,
+        work,
         &[
             "push",
             "--quiet",
@@ -40,7 +46,7 @@ pub fn repository(ws: &Workspace, app: &App) -> String {
             "HEAD:refs/heads/main",
         ],
     );
-    sha
+    bare
 }
 
 pub fn git(dir: &Path, args: &[&str]) {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{app::git_commit_all, App, Workspace};
-use crate::fake_github::harness::{git, Server, DEPLOYMENT_STATUS, SECRET, STATUS};
+use crate::fake_github::harness::{bare_repository, Server, DEPLOYMENT_STATUS, SECRET, STATUS};
 use crate::fake_github::FakeGitHub;
 
 /// One app of the storm: its repository and the commits its pushes name, in order.
@@ -47,22 +47,12 @@ pub fn repositories(ws: &Workspace, count: usize, pushes: usize) -> Vec<Repo> {
             model.environments = vec![("staging".into(), "{ branches: [main] }".into())];
             model.write(&work);
             git_commit_all(&work, "the app");
-            let bare = ws.path(&format!("git/acme/{app}.git"));
-            std::fs::create_dir_all(&bare).expect("bare dir");
-            git(&bare, &["init", "--quiet", "--bare"]);
-            git(
-                &work,
-                &[
-                    "push",
-                    "--quiet",
-                    bare.to_str().expect("utf-8 path"),
-                    "HEAD:refs/heads/main",
-                ],
-            );
+            let full_name = format!("acme/{app}");
+            let bare = bare_repository(ws, &full_name, &work);
             commit_versions(&bare, &app, pushes);
             let shas = rev_list(&bare, pushes);
             Repo {
-                full_name: format!("acme/{app}"),
+                full_name,
                 app,
                 shas,
             }
