@@ -93,6 +93,9 @@ pub(crate) struct Inner {
     /// The record the snapshot is built from; locked only by the pipeline's calls.
     environments: Mutex<Environments>,
     workers: Workers,
+    /// Client connections each worker serves, on every listener: a new one goes to the
+    /// worker serving the fewest (`serve.rs`).
+    client_connections: Box<[std::sync::atomic::AtomicUsize]>,
     requests: AtomicU64,
     /// Environments' own ports, their listeners, and the token that stops them all.
     ports: Ports,
@@ -110,6 +113,9 @@ impl Router {
                 listen,
                 table: ArcSwap::from_pointee(Table::default()),
                 environments: Mutex::new(Environments::new(workers.count())),
+                client_connections: (0..workers.count())
+                    .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                    .collect(),
                 workers,
                 options,
                 requests: AtomicU64::new(0),
@@ -161,6 +167,15 @@ impl Router {
     /// Requests received since start, for `/metrics`.
     pub fn requests_total(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The client connections each of the router's workers serves now, for `/metrics`.
+    pub fn client_connections(&self) -> Vec<usize> {
+        self.inner
+            .client_connections
+            .iter()
+            .map(|open| open.load(Ordering::Relaxed))
+            .collect()
     }
 }
 

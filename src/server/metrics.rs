@@ -87,6 +87,17 @@ pub async fn render(state: &AppState) -> ApiResult<String> {
         "slipway_router_requests_total {}",
         state.router.requests_total()
     );
+    let _ = writeln!(
+        out,
+        "# HELP slipway_router_client_connections Client connections each router worker serves."
+    );
+    let _ = writeln!(out, "# TYPE slipway_router_client_connections gauge");
+    for (worker, open) in state.router.client_connections().iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "slipway_router_client_connections{{worker=\"{worker}\"}} {open}"
+        );
+    }
     Ok(out)
 }
 

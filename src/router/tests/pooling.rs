@@ -92,3 +92,35 @@ async fn an_instance_switched_away_from_has_its_idle_connections_closed() {
     assert_eq!(client.get(&router.host(), "/").await.body, "new");
     eventually(|| old.open() == 0).await;
 }
+
+#[tokio::test]
+async fn a_burst_of_client_connections_is_spread_over_the_workers_and_each_is_counted_until_it_closes(
+) {
+    let router = TestRouter::with_options(crate::router::RouterOptions {
+        workers: 2,
+        ..Default::default()
+    })
+    .await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+
+    // All at once, as a load balancer's pool opens: whichever worker wakes first accepts
+    // them, and hands over what the other should serve.
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        clients.push(Client::connect(router.address).await);
+    }
+    for client in &mut clients {
+        assert_eq!(client.get(&router.host(), "/").await.body, "one");
+    }
+    let open = router.router.client_connections();
+    assert_eq!(open.iter().sum::<usize>(), 32, "{open:?}");
+    let (fewest, most) = (open.iter().min().unwrap(), open.iter().max().unwrap());
+    assert!(most - fewest <= 2, "32 connections served as {open:?}");
+
+    clients.truncate(10);
+    eventually(|| router.router.client_connections().iter().sum::<usize>() == 10).await;
+    for client in &mut clients {
+        assert_eq!(client.get(&router.host(), "/").await.body, "one");
+    }
+}
