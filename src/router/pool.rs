@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::body::RouterBody;
 use super::workers;
@@ -27,12 +28,35 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per instance and worker; more are closed when they come back.
 const MAX_IDLE_PER_WORKER: usize = 256;
 
+/// New connections to one instance that have not answered a request yet, at most. A new
+/// connection sits in the instance's accept queue until the app takes it, and a queue
+/// that overflows drops the next connection attempts, which the kernel retries only a
+/// second later: a burst of requests on a cold pool (a switch to new instances under
+/// load) must not open more connections at once than a small app's queue holds (Python's
+/// `http.server` listens with a backlog of 5). Past it, a request waits for a connection
+/// given back or for its turn to open one — at most [`UNPROVEN_WAIT`], after which it
+/// opens one anyway: an app that is slow to answer must not be starved of connections.
+const UNPROVEN_AT_ONCE: usize = 4;
+
+/// The longest a request waits for a turn to open a connection (see above).
+const UNPROVEN_WAIT: Duration = Duration::from_millis(100);
+
 /// The connections to one instance.
 #[derive(Debug)]
 pub(crate) struct Pool {
     /// `host:port` to connect to.
     address: Box<str>,
-    slots: Box<[Mutex<VecDeque<Idle>>]>,
+    slots: Box<[Slot]>,
+    /// Turns to open a connection, held until it answered its first request.
+    unproven: Arc<Semaphore>,
+}
+
+/// One worker's connections to the instance.
+#[derive(Debug, Default)]
+struct Slot {
+    idle: Mutex<VecDeque<Idle>>,
+    /// Told when a connection comes back, for a request waiting for one.
+    given_back: Notify,
 }
 
 #[derive(Debug)]
@@ -69,64 +93,98 @@ pub(crate) struct Lease {
     /// Whether the connection served an earlier request (and so may have been closed by
     /// the instance while idle).
     pub reused: bool,
+    /// A new connection's turn, given up once it answered (`answered`) or is dropped.
+    unproven: Option<OwnedSemaphorePermit>,
 }
 
 impl Pool {
     pub(crate) fn new(address: &str, workers: usize) -> Pool {
         Pool {
             address: address.into(),
-            slots: (0..workers.max(1))
-                .map(|_| Mutex::new(VecDeque::new()))
-                .collect(),
+            slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
+            unproven: Arc::new(Semaphore::new(UNPROVEN_AT_ONCE)),
         }
     }
 
     fn slot(&self, index: usize) -> MutexGuard<'_, VecDeque<Idle>> {
         // Every edit of a slot is one push or pop: a panic cannot leave it half-done.
         self.slots[index]
+            .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle connection of this worker that is still open, else a new one.
+    /// An idle connection of this worker that is still open, else a new one, within
+    /// `connect_timeout`.
     pub(crate) async fn lease(
         self: &Arc<Self>,
         connect_timeout: Duration,
     ) -> Result<Lease, ConnectError> {
         let slot = workers::current() % self.slots.len();
+        let deadline = tokio::time::Instant::now() + connect_timeout;
         loop {
-            let Some(Idle { mut sender, since }) = self.slot(slot).pop_back() else {
-                break;
+            if let Some(lease) = self.idle(slot, deadline).await {
+                return Ok(lease);
+            }
+            let permit = match Arc::clone(&self.unproven).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                // As many new connections as the instance may queue are waiting to be
+                // taken: wait for one of this worker's to come back, or for a turn.
+                Err(_) => {
+                    let given_back = self.slots[slot].given_back.notified();
+                    let turn = Arc::clone(&self.unproven).acquire_owned();
+                    let waited = deadline.min(tokio::time::Instant::now() + UNPROVEN_WAIT);
+                    tokio::select! {
+                        () = given_back => continue,
+                        permit = turn => permit.ok(),
+                        () = tokio::time::sleep_until(waited) => None,
+                    }
+                }
             };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let sender = self.connect(left, connect_timeout).await?;
+            return Ok(Lease {
+                pool: Arc::clone(self),
+                slot,
+                sender,
+                reused: false,
+                unproven: permit,
+            });
+        }
+    }
+
+    /// The most recently used idle connection of `slot` that is still open.
+    async fn idle(self: &Arc<Self>, slot: usize, deadline: tokio::time::Instant) -> Option<Lease> {
+        loop {
+            let Idle { mut sender, since } = self.slot(slot).pop_back()?;
             if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
                 continue;
             }
             // A connection comes back as soon as its response has been read; its task may
             // not have turned to the next request yet.
             if !sender.is_ready() {
-                match tokio::time::timeout(connect_timeout, sender.ready()).await {
+                match tokio::time::timeout_at(deadline, sender.ready()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) | Err(_) => continue,
                 }
             }
-            return Ok(Lease {
+            return Some(Lease {
                 pool: Arc::clone(self),
                 slot,
                 sender,
                 reused: true,
+                unproven: None,
             });
         }
-        let sender = self.connect(connect_timeout).await?;
-        Ok(Lease {
-            pool: Arc::clone(self),
-            slot,
-            sender,
-            reused: false,
-        })
     }
 
-    async fn connect(&self, timeout: Duration) -> Result<SendRequest<RouterBody>, ConnectError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&*self.address)).await {
+    /// A new connection within `left` (of the request's `timeout`, which errors name).
+    async fn connect(
+        &self,
+        left: Duration,
+        timeout: Duration,
+    ) -> Result<SendRequest<RouterBody>, ConnectError> {
+        let stream = match tokio::time::timeout(left, TcpStream::connect(&*self.address)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return Err(ConnectError::Refused(error)),
             Err(_) => return Err(ConnectError::TimedOut(timeout)),
@@ -161,6 +219,8 @@ impl Pool {
         }
         if idle.len() < MAX_IDLE_PER_WORKER {
             idle.push_back(Idle { sender, since: now });
+            drop(idle);
+            self.slots[slot].given_back.notify_one();
         }
     }
 
@@ -176,6 +236,12 @@ impl Pool {
 impl Lease {
     pub(crate) fn sender(&mut self) -> &mut SendRequest<RouterBody> {
         &mut self.sender
+    }
+
+    /// The connection answered a request: the instance has taken it, and another new
+    /// connection may be opened in its place in the instance's queue.
+    pub(crate) fn answered(&mut self) {
+        self.unproven = None;
     }
 
     /// The response has been read to its end: the connection can serve another request.

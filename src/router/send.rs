@@ -139,7 +139,10 @@ impl Inner {
                 .await
                 .map_err(SendError::Connect)?;
             match lease.sender().try_send_request(request).await {
-                Ok(response) => return Ok((response, lease)),
+                Ok(response) => {
+                    lease.answered();
+                    return Ok((response, lease));
+                }
                 Err(mut error) => match error.take_message() {
                     // Never written: the instance had closed this idle connection. Each
                     // pass takes another idle connection or, at last, a new one.

@@ -124,3 +124,53 @@ async fn a_burst_of_client_connections_is_spread_over_the_workers_and_each_is_co
         assert_eq!(client.get(&router.host(), "/").await.body, "one");
     }
 }
+
+#[tokio::test]
+async fn requests_to_an_app_slow_to_answer_all_reach_it_though_their_connections_are_new() {
+    let router = TestRouter::start().await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+
+    // Ten at once on a cold pool, each held by the app: past the few new connections
+    // allowed to wait unanswered, the others still go out (after a short wait).
+    let requests: Vec<_> = (0..10)
+        .map(|_| {
+            let (address, host) = (router.address, router.host());
+            tokio::spawn(async move { super::support::get(address, &host, "/slow").await })
+        })
+        .collect();
+    for _ in 0..10 {
+        assert_eq!(backend.arrived().await, "slow");
+    }
+    assert_eq!(backend.accepted(), 10);
+    backend.open_gate(10);
+    for request in requests {
+        let reply = super::support::within(request).await.expect("a request");
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "one"));
+    }
+}
+
+#[tokio::test]
+async fn a_burst_on_a_cold_pool_reuses_answered_connections_instead_of_opening_one_each() {
+    let router = TestRouter::start().await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        clients.push(Client::connect(router.address).await);
+    }
+    let host = router.host();
+    let replies =
+        futures_util::future::join_all(clients.iter_mut().map(|client| client.get(&host, "/")))
+            .await;
+    assert!(replies.iter().all(|r| r.body == "one"), "{replies:?}");
+    // Each of the 32 requests found no idle connection; only a few new ones may wait to
+    // be taken by the app at once (a small app's accept queue overflows past that, and
+    // the kernel retries a dropped connection a second later).
+    assert!(
+        backend.accepted() < 32,
+        "{} connections opened for 32 requests at once",
+        backend.accepted()
+    );
+}
