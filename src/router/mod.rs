@@ -84,6 +84,11 @@ pub struct Router {
     inner: Arc<Inner>,
 }
 
+/// A counter of one worker, alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PerWorker(AtomicU64);
+
 /// What every request and every pipeline call shares.
 pub(crate) struct Inner {
     listen: SocketAddr,
@@ -96,7 +101,9 @@ pub(crate) struct Inner {
     /// Client connections each worker serves, on every listener: a new one goes to the
     /// worker serving the fewest (`serve.rs`).
     client_connections: Box<[std::sync::atomic::AtomicUsize]>,
-    requests: AtomicU64,
+    /// Requests received, counted per worker: one counter that every core writes would
+    /// move its cache line between them on every request.
+    requests: Box<[PerWorker]>,
     /// Environments' own ports, their listeners, and the token that stops them all.
     ports: Ports,
     port_listeners: TaskTracker,
@@ -113,12 +120,13 @@ impl Router {
                 listen,
                 table: ArcSwap::from_pointee(Table::default()),
                 environments: Mutex::new(Environments::new(workers.count())),
+                requests: (0..workers.count()).map(|_| PerWorker::default()).collect(),
                 client_connections: (0..workers.count())
                     .map(|_| std::sync::atomic::AtomicUsize::new(0))
                     .collect(),
                 workers,
                 options,
-                requests: AtomicU64::new(0),
+
                 ports: Ports::default(),
                 port_listeners: TaskTracker::new(),
                 closing: CancellationToken::new(),
@@ -166,7 +174,11 @@ impl Router {
 
     /// Requests received since start, for `/metrics`.
     pub fn requests_total(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
+        self.inner
+            .requests
+            .iter()
+            .map(|count| count.0.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The client connections each of the router's workers serves now, for `/metrics`.

@@ -39,7 +39,9 @@ impl Inner {
         request: Request<Incoming>,
         connection: &Connection,
     ) -> Response<RouterBody> {
-        self.requests
+        let worker = super::workers::current() % self.requests.len();
+        self.requests[worker]
+            .0
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(route) = self.route(&request, connection) else {
             return unrouted(&request, connection);

@@ -34,20 +34,31 @@ pub(crate) struct Upstream {
 pub(crate) struct Route {
     pub env: EnvKey,
     pub upstreams: Vec<Arc<Upstream>>,
-    next: AtomicUsize,
+    /// Each worker's round-robin position, alone on its cache line.
+    next: Box<[NextIndex]>,
     pub hold: Arc<HoldGate>,
     /// The 503 body, written once per table rather than per request.
     pub no_healthy_body: Bytes,
 }
 
+/// A round-robin position.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct NextIndex(AtomicUsize);
+
 impl Route {
-    /// The next backend, round-robin.
+    /// The next backend, round-robin (each worker taking its own turns, so that no
+    /// counter is written by every core on every request).
     pub(crate) fn pick(&self) -> Option<&Arc<Upstream>> {
-        if self.upstreams.is_empty() {
-            return None;
+        match self.upstreams.len() {
+            0 => None,
+            1 => self.upstreams.first(),
+            count => {
+                let next = &self.next[super::workers::current() % self.next.len()];
+                self.upstreams
+                    .get(next.0.fetch_add(1, Ordering::Relaxed) % count)
+            }
         }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
-        self.upstreams.get(index)
     }
 
     /// The next backend that is not `failed`, if there is another one.
@@ -202,7 +213,9 @@ impl Environments {
             let route = Arc::new(Route {
                 env: env.clone(),
                 upstreams,
-                next: AtomicUsize::new(0),
+                next: (0..self.workers.max(1))
+                    .map(|_| NextIndex::default())
+                    .collect(),
                 hold: Arc::clone(&entry.hold),
                 no_healthy_body: Bytes::from(format!("no healthy instance of {env}\n")),
             });
