@@ -48,7 +48,7 @@ use tokio_util::task::TaskTracker;
 
 use self::ports::Ports;
 use self::table::{Environments, Table};
-use self::workers::Workers;
+use self::workers::{Padded, Workers};
 use crate::ids::{EnvKey, ReleaseNumber};
 use crate::pipeline::traits::{Backend, Exposure, Traffic};
 
@@ -84,11 +84,6 @@ pub struct Router {
     inner: Arc<Inner>,
 }
 
-/// A counter of one worker, alone on its cache line.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct PerWorker(AtomicU64);
-
 /// What every request and every pipeline call shares.
 pub(crate) struct Inner {
     listen: SocketAddr,
@@ -103,7 +98,7 @@ pub(crate) struct Inner {
     client_connections: Box<[std::sync::atomic::AtomicUsize]>,
     /// Requests received, counted per worker: one counter that every core writes would
     /// move its cache line between them on every request.
-    requests: Box<[PerWorker]>,
+    requests: Box<[workers::Padded<AtomicU64>]>,
     /// Environments' own ports, their listeners, and the token that stops them all.
     ports: Ports,
     port_listeners: TaskTracker,
@@ -120,7 +115,7 @@ impl Router {
                 listen,
                 table: ArcSwap::from_pointee(Table::default()),
                 environments: Mutex::new(Environments::new(workers.count())),
-                requests: (0..workers.count()).map(|_| PerWorker::default()).collect(),
+                requests: (0..workers.count()).map(|_| Padded::default()).collect(),
                 client_connections: (0..workers.count())
                     .map(|_| std::sync::atomic::AtomicUsize::new(0))
                     .collect(),

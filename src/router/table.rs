@@ -14,6 +14,7 @@ use hyper::http::uri::Authority;
 use super::hold::HoldGate;
 use super::inflight::InFlight;
 use super::pool::Pool;
+use super::workers::Padded;
 use crate::ids::EnvKey;
 use crate::pipeline::traits::Backend;
 
@@ -35,16 +36,11 @@ pub(crate) struct Route {
     pub env: EnvKey,
     pub upstreams: Vec<Arc<Upstream>>,
     /// Each worker's round-robin position, alone on its cache line.
-    next: Box<[NextIndex]>,
+    next: Box<[Padded<AtomicUsize>]>,
     pub hold: Arc<HoldGate>,
     /// The 503 body, written once per table rather than per request.
     pub no_healthy_body: Bytes,
 }
-
-/// A round-robin position.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct NextIndex(AtomicUsize);
 
 impl Route {
     /// The next backend, round-robin (each worker taking its own turns, so that no
@@ -214,7 +210,7 @@ impl Environments {
                 env: env.clone(),
                 upstreams,
                 next: (0..self.workers.max(1))
-                    .map(|_| NextIndex::default())
+                    .map(|_| Padded::default())
                     .collect(),
                 hold: Arc::clone(&entry.hold),
                 no_healthy_body: Bytes::from(format!("no healthy instance of {env}\n")),

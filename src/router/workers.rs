@@ -28,6 +28,12 @@ pub(crate) fn current() -> usize {
     WORKER.with(Cell::get)
 }
 
+/// A value of one worker, alone on its cache line: a worker writing its own never moves
+/// another's between cores.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub T);
+
 /// The worker threads, started on first use.
 pub(crate) struct Workers {
     count: usize,
