@@ -142,22 +142,20 @@ impl DeliveryWorker {
                 ref repo,
                 ref sha,
                 ref branch,
-            } if newer.is_some() => {
-                let newer = newer.expect("a newer push");
-                if let Some(outcome) = self
-                    .supersede(delivery, newer, repo, branch, sha, ahead)
-                    .await?
-                {
-                    return Ok(outcome);
+            } => {
+                if let Some(newer) = newer {
+                    let superseded = self
+                        .supersede(delivery, newer, repo, branch, sha, ahead)
+                        .await?;
+                    if let Some(outcome) = superseded {
+                        return Ok(outcome);
+                    }
                 }
                 let checked = self.checkout(repo, sha).await?;
                 self.deploy_or_report(delivery, &trigger, repo, checked)
                     .await
             }
-            Trigger::BranchPush {
-                ref repo, ref sha, ..
-            }
-            | Trigger::Deployment {
+            Trigger::Deployment {
                 ref repo, ref sha, ..
             } => {
                 let checked = self.checkout(repo, sha).await?;
