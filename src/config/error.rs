@@ -89,7 +89,13 @@ fn reword(message: &str) -> String {
     if let Some(at) = message.find("unknown field `") {
         let (prefix, rest) = message.split_at(at);
         let rest = &rest["unknown field `".len()..];
-        let Some(end) = rest.find('`') else {
+        // The key may hold backticks itself: it ends where serde's list of the allowed
+        // ones begins (the last such separator: no allowed key contains it).
+        let Some(end) = ["`, expected ", "`, there are no fields"]
+            .iter()
+            .filter_map(|separator| rest.rfind(separator))
+            .max()
+        else {
             return message.to_owned();
         };
         let key = crate::text::shown(&rest[..end]);
@@ -166,6 +172,24 @@ mod tests {
         assert_eq!(
             reword("unknown field `x`, there are no fields"),
             "unknown key `x`; no keys are allowed here"
+        );
+    }
+
+    /// Found by the config fuzz target: a key with a backtick in it was cut there, and
+    /// the rest of it (1 KB of it) was listed as the allowed keys.
+    #[test]
+    fn a_key_with_backticks_is_quoted_whole_and_shortened() {
+        let long = format!("ith `slipway up`; the page {}", "a".repeat(1000));
+        let message = format!("unknown field `{long}`, expected `command` or `instances`");
+        let reworded = reword(&message);
+        assert!(
+            reworded.ends_with("; allowed keys: command, instances"),
+            "{reworded}"
+        );
+        assert!(reworded.len() < 300, "{} bytes: {reworded}", reworded.len());
+        assert_eq!(
+            reword("unknown field `a`b`, there are no fields"),
+            "unknown key `a`b`; no keys are allowed here"
         );
     }
 
