@@ -6,7 +6,12 @@
 //! worker threads each), as separate processes would; nginx runs with `worker_processes
 //! auto`. Everything shares the machine's cores, as it would in production.
 //!
-//! Prints requests/s, p50 and p99 for each, the Slipway/nginx and Slipway/direct ratios, and
+//! nginx sets the same forwarding headers as Slipway's router (`X-Forwarded-For`, `-Proto`,
+//! `-Host`), so both proxies do the same work.
+//!
+//! Prints requests/s, p50 and p99 for each, the proxies' CPU time per request (read from
+//! `/proc`: the router's threads, nginx's worker processes — a figure that the machine's
+//! noise moves far less than throughput), the Slipway/nginx and Slipway/direct ratios, and
 //! writes them to the "Router overhead" section of BENCHMARKS.md.
 //!
 //! Run: `cargo bench --bench router_overhead`
@@ -39,6 +44,10 @@ struct Target {
     elapsed: Duration,
     /// Requests/s of each round, to show the noise.
     per_round: Vec<f64>,
+    /// How to read the proxy's CPU time so far (none for the app measured directly).
+    cpu: Option<Box<dyn Fn() -> Duration>>,
+    /// The proxy's CPU time over the rounds.
+    cpu_used: Duration,
 }
 
 fn main() {
@@ -77,12 +86,23 @@ fn main() {
     });
 
     let mut targets = vec![
-        Target::new("direct", backend, "direct.localhost"),
-        Target::new("slipway", router_address, "bench-overhead.localhost"),
+        Target::new("direct", backend, "direct.localhost", None),
+        Target::new(
+            "slipway",
+            router_address,
+            "bench-overhead.localhost",
+            Some(Box::new(|| cpu::threads_named("slipway-router-"))),
+        ),
     ];
     let nginx = match Nginx::start(work.path(), backend) {
         Ok(nginx) => {
-            targets.push(Target::new("nginx", nginx.address, "nginx.localhost"));
+            let master = nginx.child.id();
+            targets.push(Target::new(
+                "nginx",
+                nginx.address,
+                "nginx.localhost",
+                Some(Box::new(move || cpu::children_of(master))),
+            ));
             Some(nginx)
         }
         Err(why) => {
@@ -100,7 +120,11 @@ fn main() {
             let count = targets.len();
             for offset in 0..count {
                 let target = &mut targets[(round + offset) % count];
+                let cpu_before = target.cpu.as_ref().map(|read| read());
                 let (samples, elapsed) = load::run_for(target.options(), ROUND_LENGTH).await;
+                if let (Some(read), Some(before)) = (&target.cpu, cpu_before) {
+                    target.cpu_used += read().saturating_sub(before);
+                }
                 let served = samples.iter().filter(|s| s.outcome == Outcome::Ok).count();
                 target.per_round.push(served as f64 / elapsed.as_secs_f64());
                 target.samples.extend(samples);
@@ -124,7 +148,12 @@ fn main() {
 }
 
 impl Target {
-    fn new(name: &'static str, address: SocketAddr, host: &str) -> Target {
+    fn new(
+        name: &'static str,
+        address: SocketAddr,
+        host: &str,
+        cpu: Option<Box<dyn Fn() -> Duration>>,
+    ) -> Target {
         Target {
             name,
             address,
@@ -132,7 +161,15 @@ impl Target {
             samples: Vec::new(),
             elapsed: Duration::ZERO,
             per_round: Vec::new(),
+            cpu,
+            cpu_used: Duration::ZERO,
         }
+    }
+
+    /// The proxy's CPU time per request served, in microseconds.
+    fn cpu_per_request(&self, summary: &Summary) -> Option<f64> {
+        self.cpu.as_ref()?;
+        Some(self.cpu_used.as_secs_f64() * 1e6 / summary.ok.max(1) as f64)
     }
 
     fn options(&self) -> LoadOptions {
@@ -156,8 +193,8 @@ fn report(targets: &[Target]) -> String {
     let mut out = format!(
         "A trivial app (hyper, `200 hello`) under {CONNECTIONS} keep-alive connections, \
          {ROUNDS} interleaved rounds of {}s per target after a {}s warm-up each.\n\n\
-         | target | requests | requests/s | requests/s per round | p50 | p99 | max | failures |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | target | requests | requests/s | requests/s per round | p50 | p99 | max | proxy CPU per request | failures |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         ROUND_LENGTH.as_secs(),
         WARM_UP.as_secs()
     );
@@ -167,7 +204,7 @@ fn report(targets: &[Target]) -> String {
         .collect();
     for (target, summary) in &summaries {
         out += &format!(
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
             target.name,
             summary.attempts,
             target.requests_per_second(summary),
@@ -180,6 +217,9 @@ fn report(targets: &[Target]) -> String {
             ms(summary.percentile(50.0)),
             ms(summary.percentile(99.0)),
             ms(summary.max()),
+            target
+                .cpu_per_request(summary)
+                .map_or("–".to_owned(), |us| format!("{us:.1} µs")),
             summary.failures_text(),
         );
     }
@@ -211,6 +251,12 @@ fn report(targets: &[Target]) -> String {
                     base_summary.percentile(99.0)
                 ),
             );
+            if let (Some(mine), Some(theirs)) = (
+                slipway.cpu_per_request(slipway_summary),
+                base.cpu_per_request(base_summary),
+            ) {
+                out += &format!(", CPU per request {}", ratio(mine, theirs));
+            }
         }
     };
     compare("nginx");
@@ -256,7 +302,10 @@ impl Nginx {
                upstream app {{ server {backend}; keepalive 64; keepalive_requests 1000000; }}\n\
                server {{\n    listen 127.0.0.1:{port};\n\
                  location / {{\n      proxy_pass http://app;\n      proxy_http_version 1.1;\n\
-                   proxy_set_header Connection \"\";\n      proxy_set_header Host $host;\n    }}\n  }}\n}}\n"
+                   proxy_set_header Connection \"\";\n      proxy_set_header Host $host;\n\
+                   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                   proxy_set_header X-Forwarded-Proto $scheme;\n\
+                   proxy_set_header X-Forwarded-Host $host;\n    }}\n  }}\n}}\n"
         );
         let config_path = dir.join("nginx.conf");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -311,4 +360,59 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// CPU time (user + system) read from `/proc`, in clock ticks of 10 ms.
+mod cpu {
+    use std::time::Duration;
+
+    /// The CPU time of this process's threads whose name starts with `prefix`.
+    pub fn threads_named(prefix: &str) -> Duration {
+        let mut total = Duration::ZERO;
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return total;
+        };
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.starts_with(prefix) {
+                total += stat_cpu(&task.path().join("stat")).unwrap_or_default();
+            }
+        }
+        total
+    }
+
+    /// The CPU time of process `parent` and its children (nginx's master and workers).
+    pub fn children_of(parent: u32) -> Duration {
+        let mut total = stat_cpu(format!("/proc/{parent}/stat").as_ref()).unwrap_or_default();
+        let Ok(processes) = std::fs::read_dir("/proc") else {
+            return total;
+        };
+        for process in processes.flatten() {
+            let stat = process.path().join("stat");
+            if parent_of(&stat) == Some(parent) {
+                total += stat_cpu(&stat).unwrap_or_default();
+            }
+        }
+        total
+    }
+
+    /// The fields after the command name, which may hold spaces and parentheses.
+    fn fields(stat: &std::path::Path) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(stat).ok()?;
+        let rest = &text[text.rfind(')')? + 1..];
+        Some(rest.split_whitespace().map(str::to_owned).collect())
+    }
+
+    fn parent_of(stat: &std::path::Path) -> Option<u32> {
+        fields(stat)?.get(1)?.parse().ok()
+    }
+
+    /// utime + stime (fields 14 and 15 of `stat`; 12 and 13 after the name).
+    fn stat_cpu(stat: &std::path::Path) -> Option<Duration> {
+        let fields = fields(stat)?;
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ is 100 on Linux.
+        Some(Duration::from_millis(ticks * 10))
+    }
 }
