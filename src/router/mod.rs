@@ -17,6 +17,7 @@
 //! backends the pipeline last switched to.
 
 mod body;
+mod h1;
 mod headers;
 mod hold;
 mod inflight;

@@ -1,25 +1,23 @@
 //! Keep-alive connections to one instance, pooled per router worker.
 //!
 //! A request leases a connection (the most recently used idle one, else a new one), sends
-//! on it, and the response body gives it back when its last byte has been read — so a
-//! connection is never lent while a response is still streaming on it. Each worker thread
+//! on it (`h1.rs`), and the response body gives it back when its last byte has been read —
+//! so a connection is never lent while a response is still streaming on it. Each worker thread
 //! has its own slot: a connection is only ever used by the thread whose runtime drives it
 //! (see `workers.rs`), and the slot's lock is never contended on the hot path.
 //!
 //! Idle connections are closed after [`IDLE_TIMEOUT`], past [`MAX_IDLE_PER_WORKER`], when
-//! the instance closes them, and when the instance leaves the routing table (the pool is
-//! dropped with the last reference to it).
+//! the instance closes them (seen when one is next leased), and when the instance leaves
+//! the routing table (the pool is dropped with the last reference to it).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::body::RouterBody;
+use super::h1::Conn;
 use super::workers;
 
 /// An idle connection older than this is closed rather than reused.
@@ -61,7 +59,7 @@ struct Slot {
 
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<RouterBody>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -70,7 +68,6 @@ struct Idle {
 pub(crate) enum ConnectError {
     Refused(std::io::Error),
     TimedOut(Duration),
-    Handshake(hyper::Error),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -78,7 +75,6 @@ impl std::fmt::Display for ConnectError {
         match self {
             ConnectError::Refused(error) => write!(f, "could not connect: {error}"),
             ConnectError::TimedOut(after) => write!(f, "could not connect within {after:?}"),
-            ConnectError::Handshake(error) => write!(f, "could not start HTTP/1.1: {error}"),
         }
     }
 }
@@ -89,7 +85,7 @@ impl std::fmt::Display for ConnectError {
 pub(crate) struct Lease {
     pool: Arc<Pool>,
     slot: usize,
-    sender: SendRequest<RouterBody>,
+    pub conn: Conn,
     /// Whether the connection served an earlier request (and so may have been closed by
     /// the instance while idle).
     pub reused: bool,
@@ -123,7 +119,7 @@ impl Pool {
         let slot = workers::current() % self.slots.len();
         let deadline = tokio::time::Instant::now() + connect_timeout;
         loop {
-            if let Some(lease) = self.idle(slot, deadline).await {
+            if let Some(lease) = self.idle(slot) {
                 return Ok(lease);
             }
             let permit = match Arc::clone(&self.unproven).try_acquire_owned() {
@@ -142,11 +138,11 @@ impl Pool {
                 }
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let sender = self.connect(left, connect_timeout).await?;
+            let conn = self.connect(left, connect_timeout).await?;
             return Ok(Lease {
                 pool: Arc::clone(self),
                 slot,
-                sender,
+                conn,
                 reused: false,
                 unproven: permit,
             });
@@ -154,24 +150,16 @@ impl Pool {
     }
 
     /// The most recently used idle connection of `slot` that is still open.
-    async fn idle(self: &Arc<Self>, slot: usize, deadline: tokio::time::Instant) -> Option<Lease> {
+    fn idle(self: &Arc<Self>, slot: usize) -> Option<Lease> {
         loop {
-            let Idle { mut sender, since } = self.slot(slot).pop_back()?;
-            if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
+            let Idle { mut conn, since } = self.slot(slot).pop_back()?;
+            if since.elapsed() > IDLE_TIMEOUT || conn.is_broken() {
                 continue;
-            }
-            // A connection comes back as soon as its response has been read; its task may
-            // not have turned to the next request yet.
-            if !sender.is_ready() {
-                match tokio::time::timeout_at(deadline, sender.ready()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => continue,
-                }
             }
             return Some(Lease {
                 pool: Arc::clone(self),
                 slot,
-                sender,
+                conn,
                 reused: true,
                 unproven: None,
             });
@@ -179,11 +167,7 @@ impl Pool {
     }
 
     /// A new connection within `left` (of the request's `timeout`, which errors name).
-    async fn connect(
-        &self,
-        left: Duration,
-        timeout: Duration,
-    ) -> Result<SendRequest<RouterBody>, ConnectError> {
+    async fn connect(&self, left: Duration, timeout: Duration) -> Result<Conn, ConnectError> {
         let stream = match tokio::time::timeout(left, TcpStream::connect(&*self.address)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return Err(ConnectError::Refused(error)),
@@ -191,24 +175,10 @@ impl Pool {
         };
         // Requests and answers are small writes that must not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(ConnectError::Handshake)?;
-        // The connection's task ends when its last sender is gone (the lease dropped, the
-        // pool dropped or trimmed) or the instance closes it; it owns nothing else.
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "a connection to an instance ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 
-    fn put_back(&self, slot: usize, sender: SendRequest<RouterBody>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put_back(&self, slot: usize, conn: Conn) {
         let now = Instant::now();
         let mut idle = self.slot(slot);
         while idle
@@ -218,7 +188,7 @@ impl Pool {
             idle.pop_front();
         }
         if idle.len() < MAX_IDLE_PER_WORKER {
-            idle.push_back(Idle { sender, since: now });
+            idle.push_back(Idle { conn, since: now });
             drop(idle);
             self.slots[slot].given_back.notify_one();
         }
@@ -234,10 +204,6 @@ impl Pool {
 }
 
 impl Lease {
-    pub(crate) fn sender(&mut self) -> &mut SendRequest<RouterBody> {
-        &mut self.sender
-    }
-
     /// The connection answered a request: the instance has taken it, and another new
     /// connection may be opened in its place in the instance's queue.
     pub(crate) fn answered(&mut self) {
@@ -246,6 +212,11 @@ impl Lease {
 
     /// The response has been read to its end: the connection can serve another request.
     pub(crate) fn give_back(self) {
-        self.pool.put_back(self.slot, self.sender);
+        self.pool.put_back(self.slot, self.conn);
+    }
+
+    /// The connection itself, never to be lent again (an upgrade's tunnel takes it).
+    pub(crate) fn into_conn(self) -> Conn {
+        self.conn
     }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::body::RouterBody;
+use super::h1;
 use super::headers;
 use super::hold::HoldOutcome;
 use super::inflight::InFlightGuard;
@@ -120,8 +121,8 @@ impl Inner {
             outcome,
         } = self.send(route, upstream, request, replay).await;
         match outcome {
-            Ok((response, lease)) => answer(
-                response,
+            Ok((head, lease)) => answer(
+                head,
                 lease,
                 &upstream,
                 guard,
@@ -136,15 +137,15 @@ impl Inner {
 
 /// A client's request made ready for an instance, with what its answer will need.
 struct Outgoing {
-    request: Request<RouterBody>,
+    request: h1::Request,
     replay: Option<Replay>,
     client_upgrade: Option<OnUpgrade>,
     wants_release: bool,
 }
 
 /// The request as the instance gets it: hop-by-hop headers removed, `X-Forwarded-*` set,
-/// a `Host` always, HTTP/1.1 in origin form. Kept out of the async functions, so none of
-/// its temporaries is part of the request's future.
+/// a `Host` always, HTTP/1.1 in origin form, written out. Kept out of the async functions,
+/// so none of its temporaries is part of the request's future.
 fn outgoing(
     mut request: Request<Incoming>,
     upstream: &Upstream,
@@ -170,44 +171,41 @@ fn outgoing(
             parts.headers.insert(header::HOST, host);
         }
     }
-    parts.uri = origin_form(&parts.uri);
-    parts.version = Version::HTTP_11;
-    parts.extensions.clear();
+    let target = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+
+    // A body of unknown length (chunked from the client, or an HTTP/2 stream) goes
+    // chunked; one with a `Content-Length` as it is.
+    let body = (!body.is_end_stream()).then(|| h1::RequestBody {
+        chunked: !parts.headers.contains_key(header::CONTENT_LENGTH),
+        body,
+    });
+    let chunked = body.as_ref().is_some_and(|body| body.chunked);
+    let head = h1::encode_head(&parts.method, target, &parts.headers, chunked);
+    let is_head = parts.method == Method::HEAD;
 
     // Only a request without a body can be sent twice.
     let replayable =
-        matches!(parts.method, Method::GET | Method::HEAD) && body.is_end_stream() && !upgrading;
+        matches!(parts.method, Method::GET | Method::HEAD) && body.is_none() && !upgrading;
     let replay = replayable.then(|| Replay {
-        method: parts.method.clone(),
-        uri: parts.uri.clone(),
-        headers: parts.headers.clone(),
+        head: head.clone(),
+        is_head,
     });
-    let body = if replayable {
-        RouterBody::Empty
-    } else {
-        RouterBody::Request(body)
-    };
     Outgoing {
-        request: Request::from_parts(parts, body),
+        request: h1::Request {
+            head,
+            is_head,
+            body,
+        },
         replay,
         client_upgrade,
         wants_release,
     }
 }
 
-/// `/path?query`, as a request to an instance names its target.
-fn origin_form(uri: &Uri) -> Uri {
-    match uri.path_and_query() {
-        Some(_) if uri.scheme().is_none() && uri.authority().is_none() => uri.clone(),
-        Some(path) => Uri::from(path.clone()),
-        None => Uri::from_static("/"),
-    }
-}
-
 /// Passes an instance's response back: hop-by-hop headers removed, the release named if
 /// asked, the body streamed (and counted) until its end; a 101 becomes a tunnel.
 fn answer(
-    mut response: Response<Incoming>,
+    head: h1::Head,
     lease: Lease,
     upstream: &Upstream,
     guard: InFlightGuard,
@@ -215,28 +213,41 @@ fn answer(
     wants_release: bool,
     connection: &Connection,
 ) -> Response<RouterBody> {
-    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let tunnel = match (switching, client_upgrade) {
-        (true, Some(client_upgrade)) => Some((client_upgrade, hyper::upgrade::on(&mut response))),
-        _ => None,
+    let h1::Head {
+        status,
+        mut headers,
+        framing,
+        keep_alive,
+    } = head;
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    let client_upgrade = match (switching, client_upgrade) {
+        (true, Some(client_upgrade)) => Some(client_upgrade),
+        // A switch nobody asked for is not HTTP any more.
+        (true, None) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                "the instance switched protocols without being asked to\n",
+            )
+        }
+        (false, _) => None,
     };
-    let (mut parts, body) = response.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers, tunnel.is_some());
+    headers::strip_hop_by_hop(&mut headers, client_upgrade.is_some());
     if wants_release {
-        parts
-            .headers
-            .insert(headers::X_SLIPWAY_RELEASE, upstream.release_header.clone());
+        headers.insert(headers::X_SLIPWAY_RELEASE, upstream.release_header.clone());
     }
-    let body = match tunnel {
-        Some((client_side, upstream_side)) => {
+    let body = match client_upgrade {
+        Some(client_side) => {
             // The tunnel carries the in-flight count until it closes; the connection is
             // the tunnel's now, never the pool's again.
-            upgrade::spawn_tunnel(connection, client_side, upstream_side, (guard, lease));
+            upgrade::spawn_tunnel(connection, client_side, lease.into_conn(), guard);
             RouterBody::Empty
         }
-        None => RouterBody::response(body, guard, lease),
+        None => RouterBody::response(framing, keep_alive, guard, lease),
     };
-    Response::from_parts(parts, body)
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// The router's answer to a request it has no route for.

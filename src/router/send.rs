@@ -4,14 +4,16 @@
 //! the case of an old instance stopped at the end of a drain. A request that was never
 //! written (its pooled connection had been closed by the instance while idle) goes on a
 //! fresh connection, whatever its method.
+//!
+//! The exchange itself, HTTP/1.1 on the wire, is `h1.rs`.
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::header::HeaderMap;
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
 
 use super::body::RouterBody;
+use super::h1;
 use super::inflight::InFlightGuard;
 use super::pool::{ConnectError, Lease};
 use super::proxy::{seconds, text};
@@ -21,28 +23,29 @@ use super::Inner;
 /// Why a request got no answer from an instance.
 pub(crate) enum SendError {
     Connect(ConnectError),
-    Failed(hyper::Error),
+    Failed(h1::Error),
     TimedOut,
 }
 
 impl SendError {
     /// Whether the instance cannot have answered: it was not reached, or its connection
-    /// closed before a response began. (A timeout is not: the instance may be working.)
+    /// ended before a byte of an answer. (A timeout is not: the instance may be working.)
     fn worth_retrying(&self) -> bool {
         match self {
             SendError::Connect(_) => true,
-            SendError::Failed(error) => error.is_incomplete_message() || error.is_canceled(),
+            SendError::Failed(error) => {
+                matches!(error, h1::Error::Closed(_) | h1::Error::Unsent(_))
+            }
             SendError::TimedOut => false,
         }
     }
 }
 
-/// What a second try of a bodiless GET or HEAD needs. Kept only for those requests: the
-/// header copy is the one allocation the retry costs.
+/// What a second try of a bodiless GET or HEAD needs: its head, already written out (a
+/// reference count, not a copy).
 pub(crate) struct Replay {
-    pub method: Method,
-    pub uri: Uri,
-    pub headers: HeaderMap,
+    pub head: Bytes,
+    pub is_head: bool,
 }
 
 /// The answer of an instance, with the instance that gave it, its in-flight guard and the
@@ -50,17 +53,17 @@ pub(crate) struct Replay {
 pub(crate) struct Sent {
     pub upstream: Arc<Upstream>,
     pub guard: InFlightGuard,
-    pub outcome: Result<(Response<Incoming>, Lease), SendError>,
+    pub outcome: Result<(h1::Head, Lease), SendError>,
 }
 
 impl Inner {
-    /// Sends `request` (in origin form) to `upstream`, and once more to another instance
-    /// when `replay` allows it and the first could not have answered.
+    /// Sends `request` to `upstream`, and once more to another instance when `replay`
+    /// allows it and the first could not have answered.
     pub(crate) async fn send(
         &self,
         route: &Route,
         upstream: Arc<Upstream>,
-        request: Request<RouterBody>,
+        request: h1::Request,
         replay: Option<Replay>,
     ) -> Sent {
         let guard = upstream.inflight.enter();
@@ -99,10 +102,11 @@ impl Inner {
                 "retrying a request whose instance did not answer",
             );
         }
-        let mut retry = Request::new(RouterBody::Empty);
-        *retry.method_mut() = replay.method;
-        *retry.uri_mut() = replay.uri;
-        *retry.headers_mut() = replay.headers;
+        let retry = h1::Request {
+            head: replay.head,
+            is_head: replay.is_head,
+            body: None,
+        };
         let guard = next.inflight.enter();
         drop(first);
         let outcome = self.send_once(&next, retry).await;
@@ -114,12 +118,12 @@ impl Inner {
     }
 
     /// One try: a connection (pooled or new) and the request on it, with its response
-    /// headers within the upstream timeout — the one timer a request costs.
+    /// head within the upstream timeout — the one timer a request costs.
     async fn send_once(
         &self,
         upstream: &Upstream,
-        request: Request<RouterBody>,
-    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        request: h1::Request,
+    ) -> Result<(h1::Head, Lease), SendError> {
         let exchange = self.exchange(upstream, request);
         match tokio::time::timeout(self.options.upstream_timeout, exchange).await {
             Ok(result) => result,
@@ -130,25 +134,23 @@ impl Inner {
     async fn exchange(
         &self,
         upstream: &Upstream,
-        mut request: Request<RouterBody>,
-    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        mut request: h1::Request,
+    ) -> Result<(h1::Head, Lease), SendError> {
         loop {
             let mut lease = upstream
                 .pool
                 .lease(self.options.connect_timeout)
                 .await
                 .map_err(SendError::Connect)?;
-            match lease.sender().try_send_request(request).await {
-                Ok(response) => {
+            match lease.conn.exchange(&mut request).await {
+                Ok(head) => {
                     lease.answered();
-                    return Ok((response, lease));
+                    return Ok((head, lease));
                 }
-                Err(mut error) => match error.take_message() {
-                    // Never written: the instance had closed this idle connection. Each
-                    // pass takes another idle connection or, at last, a new one.
-                    Some(unsent) if lease.reused => request = unsent,
-                    _ => return Err(SendError::Failed(error.into_error())),
-                },
+                // Never written: the instance had closed this idle connection. Each pass
+                // takes another idle connection or, at last, a new one.
+                Err(h1::Error::Unsent(_)) if lease.reused => {}
+                Err(error) => return Err(SendError::Failed(error)),
             }
         }
     }
@@ -168,6 +170,13 @@ impl Inner {
                 text(
                     StatusCode::BAD_GATEWAY,
                     format!("could not connect to an instance of {env}\n"),
+                )
+            }
+            SendError::Failed(h1::Error::Invalid(_)) => {
+                tracing::warn!(%env, %instance, error = %problem, "the instance answered with something that is not HTTP/1.1");
+                text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("an instance of {env} sent an answer that is not valid HTTP/1.1\n"),
                 )
             }
             SendError::Failed(_) => {
@@ -191,17 +200,9 @@ impl Inner {
 
 /// An error with its causes, for logs.
 fn describe(error: &SendError) -> String {
-    let error: &dyn std::error::Error = match error {
-        SendError::Connect(error) => return error.to_string(),
-        SendError::Failed(error) => error,
-        SendError::TimedOut => return "no response headers in time".to_owned(),
-    };
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    match error {
+        SendError::Connect(error) => error.to_string(),
+        SendError::Failed(error) => error.to_string(),
+        SendError::TimedOut => "no response headers in time".to_owned(),
     }
-    text
 }

@@ -4,9 +4,10 @@
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
+use super::h1::Conn;
 use super::inflight::InFlightGuard;
-use super::pool::Lease;
 use super::proxy::Connection;
 
 /// Runs the tunnel on the serving loop's task tracker, so shutdown can wait for it and,
@@ -14,22 +15,29 @@ use super::proxy::Connection;
 pub(crate) fn spawn_tunnel(
     connection: &Connection,
     client: OnUpgrade,
-    upstream: OnUpgrade,
-    held: (InFlightGuard, Lease),
+    upstream: Conn,
+    guard: InFlightGuard,
 ) {
     let closing = connection.closing.clone();
     connection.tunnels.spawn(async move {
-        // The backend's in-flight count, and the connection's sender: the connection is
-        // never lent again, and lives as long as the tunnel does.
-        let _held = held;
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
+        // The backend's in-flight count, held as long as the tunnel is open.
+        let _guard = guard;
+        let client = match client.await {
+            Ok(client) => client,
             Err(error) => {
                 tracing::debug!(%error, "an upgrade did not complete");
                 return;
             }
         };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        let mut client = TokioIo::new(client);
+        let Conn {
+            stream: mut upstream,
+            read: early,
+        } = upstream;
+        // What the instance sent right behind its 101 is the tunnel's first bytes.
+        if !early.is_empty() && client.write_all(&early).await.is_err() {
+            return;
+        }
         tokio::select! {
             copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
                 if let Err(error) = copied {

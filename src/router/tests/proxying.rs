@@ -188,3 +188,97 @@ async fn shutdown_lets_a_request_in_flight_finish_then_returns() {
         .expect("serve returned Ok");
     eventually(|| !idle.is_open()).await;
 }
+
+#[tokio::test]
+async fn an_answer_that_ends_with_its_connection_is_passed_on_whole() {
+    let router = TestRouter::start().await;
+    let (address, _heads, _task) = scripted_instance(
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it, then close",
+        false,
+    )
+    .await;
+    router
+        .router
+        .switch(&env(), vec![backend_at(&address, "old-style")])
+        .await;
+
+    let mut client = Client::connect(router.address).await;
+    let first = client.get(&router.host(), "/").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body, "all of it, then close");
+    // The instance's connection is gone, not pooled: the next request opens another.
+    let second = client.get(&router.host(), "/").await;
+    assert_eq!(second.body, "all of it, then close");
+}
+
+#[tokio::test]
+async fn interim_answers_are_skipped_and_the_final_one_passed_on() {
+    let router = TestRouter::start().await;
+    let (address, _heads, _task) = scripted_instance(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n\
+          HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nmade\r\n0\r\n\r\n",
+        true,
+    )
+    .await;
+    router
+        .router
+        .switch(&env(), vec![backend_at(&address, "hints")])
+        .await;
+
+    let reply = get(router.address, &router.host(), "/").await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body, "made");
+    assert_eq!(reply.header("link"), None);
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_gets_502_saying_so() {
+    let router = TestRouter::start().await;
+    let (address, _heads, _task) = scripted_instance(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", true).await;
+    router
+        .router
+        .switch(&env(), vec![backend_at(&address, "not-http")])
+        .await;
+
+    let reply = get(router.address, &router.host(), "/").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        reply.body,
+        "an instance of shop/staging sent an answer that is not valid HTTP/1.1\n"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_given_before_the_upload_ends_reaches_the_client() {
+    let router = TestRouter::start().await;
+    let (address, mut heads, _task) = scripted_instance(
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 10\r\n\r\ntoo large\n",
+        true,
+    )
+    .await;
+    router
+        .router
+        .switch(&env(), vec![backend_at(&address, "strict")])
+        .await;
+
+    // The client sends a first piece and holds the rest: the answer must not wait for it.
+    let (chunks, receiver) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+    let body = BodyExt::boxed(StreamBody::new(ReceiverStream::new(receiver)));
+    let request = Request::post("/upload")
+        .header("host", router.host())
+        .body(body)
+        .expect("request");
+    chunks
+        .send(Ok(Frame::data(Bytes::from(vec![b'x'; 64 * 1024]))))
+        .await
+        .expect("send chunk");
+    let mut client = Client::connect(router.address).await;
+    let reply = Reply::read(client.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.body, "too large\n");
+    let head = within(heads.recv())
+        .await
+        .expect("the instance saw the request");
+    assert!(head.starts_with("POST /upload HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+}

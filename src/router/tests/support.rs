@@ -429,3 +429,52 @@ impl Client {
 pub(super) async fn get(address: SocketAddr, host: &str, path: &str) -> Reply {
     Client::connect(address).await.get(host, path).await
 }
+
+/// An instance that speaks raw bytes: for each connection, it reads a request head, then
+/// writes `answer` and closes (or, with `then_drain`, reads whatever else comes, as a
+/// server that answered early and discards the rest of an upload does). Sends the head it
+/// read to the returned receiver.
+pub(super) async fn scripted_instance(
+    answer: &'static [u8],
+    then_drain: bool,
+) -> (String, mpsc::UnboundedReceiver<String>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let (heads, received) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !seen.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&seen).into_owned());
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                if then_drain {
+                    while let Ok(read) = stream.read(&mut buffer).await {
+                        if read == 0 {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (address, received, task)
+}
+
+/// A backend record for an instance started by hand.
+pub(super) fn backend_at(address: &str, instance: &str) -> Backend {
+    Backend {
+        address: address.to_owned(),
+        release: ReleaseNumber(1),
+        instance: instance.to_owned(),
+    }
+}
