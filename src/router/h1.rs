@@ -76,6 +76,15 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Where one header's name and value sit in a head.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    name: usize,
+    name_len: usize,
+    value: usize,
+    value_len: usize,
+}
+
 /// How a response body ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
@@ -353,27 +362,31 @@ fn parse_head(read: &mut BytesMut, is_head: bool) -> Result<Option<Head>, Error>
             Some(1) => Version::HTTP_11,
             _ => Version::HTTP_10,
         };
-        // Where each header sits, so the head can be cut off `read` and shared by them.
+        // Where each header sits (offsets into the head, on the stack), so the head can be
+        // cut off `read` and its bytes shared by the header values.
         let base = read.as_ptr() as usize;
-        let spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = response
-            .headers
-            .iter()
-            .map(|h| {
-                let name = h.name.as_ptr() as usize - base;
-                let value = h.value.as_ptr() as usize - base;
-                (name..name + h.name.len(), value..value + h.value.len())
-            })
-            .collect();
+        let mut spans = [Span::default(); MAX_HEADERS];
+        let count = response.headers.len();
+        for (span, header) in spans.iter_mut().zip(response.headers.iter()) {
+            *span = Span {
+                name: header.name.as_ptr() as usize - base,
+                name_len: header.name.len(),
+                value: header.value.as_ptr() as usize - base,
+                value_len: header.value.len(),
+            };
+        }
         let bytes = read.split_to(length).freeze();
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
         }
-        let mut headers = HeaderMap::with_capacity(spans.len());
-        for (name, value) in spans {
-            let name = HeaderName::from_bytes(&bytes[name])
+        let mut headers = HeaderMap::with_capacity(count);
+        for span in &spans[..count] {
+            let name = HeaderName::from_bytes(&bytes[span.name..span.name + span.name_len])
                 .map_err(|_| Error::Invalid("a header name is not valid"))?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice(value))
-                .map_err(|_| Error::Invalid("a header value is not valid"))?;
+            let value = HeaderValue::from_maybe_shared(
+                bytes.slice(span.value..span.value + span.value_len),
+            )
+            .map_err(|_| Error::Invalid("a header value is not valid"))?;
             headers.append(name, value);
         }
         let framing = framing(status, &headers, is_head)?;
