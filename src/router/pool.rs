@@ -60,6 +60,7 @@ struct Slot {
 #[derive(Debug)]
 struct Idle {
     conn: Conn,
+    /// When it came back, to within a second (`workers::coarse_now`).
     since: Instant,
 }
 
@@ -117,6 +118,9 @@ impl Pool {
         connect_timeout: Duration,
     ) -> Result<Lease, ConnectError> {
         let slot = workers::current() % self.slots.len();
+        if let Some(lease) = self.idle(slot) {
+            return Ok(lease);
+        }
         let deadline = tokio::time::Instant::now() + connect_timeout;
         loop {
             if let Some(lease) = self.idle(slot) {
@@ -153,7 +157,9 @@ impl Pool {
     fn idle(self: &Arc<Self>, slot: usize) -> Option<Lease> {
         loop {
             let Idle { mut conn, since } = self.slot(slot).pop_back()?;
-            if since.elapsed() > IDLE_TIMEOUT || conn.is_broken() {
+            if workers::coarse_now().saturating_duration_since(since) > IDLE_TIMEOUT
+                || conn.is_broken()
+            {
                 continue;
             }
             return Some(Lease {
@@ -179,11 +185,11 @@ impl Pool {
     }
 
     fn put_back(&self, slot: usize, conn: Conn) {
-        let now = Instant::now();
+        let now = workers::coarse_now();
         let mut idle = self.slot(slot);
         while idle
             .front()
-            .is_some_and(|oldest| now.duration_since(oldest.since) > IDLE_TIMEOUT)
+            .is_some_and(|oldest| now.saturating_duration_since(oldest.since) > IDLE_TIMEOUT)
         {
             idle.pop_front();
         }

@@ -25,6 +25,8 @@ use crate::ids::EnvKey;
 
 /// What a request knows of the connection it came on.
 pub(crate) struct Connection {
+    /// The router it came to.
+    pub router: Arc<Inner>,
     /// The client's address, ready for `X-Forwarded-For`.
     pub client_ip: HeaderValue,
     /// Set on an environment's fixed port: every request goes there.
@@ -40,10 +42,7 @@ impl Inner {
         request: Request<Incoming>,
         connection: &Connection,
     ) -> Response<RouterBody> {
-        let worker = super::workers::current() % self.requests.len();
-        self.requests[worker]
-            .0
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.requests[super::workers::current() % self.requests.len()].bump();
         let Some(route) = self.route(&request, connection) else {
             return unrouted(&request, connection);
         };

@@ -218,16 +218,17 @@ impl Worker {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
         let connection = Arc::new(Connection {
+            router: Arc::clone(&self.inner),
             client_ip: client_ip(peer),
             env: self.env.clone(),
             tunnels: served.tasks.clone(),
             closing: served.closing.clone(),
         });
-        let inner = Arc::clone(&self.inner);
+        // One reference count per request, on this connection's own (the router's is
+        // shared by every core).
         let service = service_fn(move |request| {
-            let inner = Arc::clone(&inner);
             let connection = Arc::clone(&connection);
-            async move { Ok::<_, Infallible>(inner.handle(request, &connection).await) }
+            async move { Ok::<_, Infallible>(connection.router.handle(request, &connection).await) }
         });
         let connection = served.graceful.watch(
             served

@@ -12,7 +12,9 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 thread_local! {
     /// The index of the worker running on this thread; 0 on any other thread.
     static WORKER: Cell<usize> = const { Cell::new(0) };
+    /// The time at the worker's last heartbeat: a clock read that costs nothing.
+    static COARSE_NOW: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// The index of the worker this code runs on (0 outside the router's threads), for the
@@ -28,11 +32,27 @@ pub(crate) fn current() -> usize {
     WORKER.with(Cell::get)
 }
 
+/// The time to within [`HEARTBEAT`], for bookkeeping of that precision (when a pooled
+/// connection went idle): read once a second on a worker, rather than once a request.
+/// Exact on any other thread.
+pub(crate) fn coarse_now() -> Instant {
+    COARSE_NOW.with(Cell::get).unwrap_or_else(Instant::now)
+}
+
 /// A value of one worker, alone on its cache line: a worker writing its own never moves
 /// another's between cores.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Padded<T>(pub T);
+
+impl Padded<AtomicU64> {
+    /// Adds one. Only the worker owning this value writes it, so a plain load and store
+    /// do, without the locked instruction an atomic add costs; other threads only read.
+    pub(crate) fn bump(&self) {
+        let value = self.0.load(Ordering::Relaxed);
+        self.0.store(value + 1, Ordering::Relaxed);
+    }
+}
 
 /// The worker threads, started on first use.
 pub(crate) struct Workers {
@@ -112,15 +132,17 @@ impl Workers {
     }
 }
 
-/// Keeps a timer due within a second on every worker. Registering a timer that is due
-/// before every other one makes tokio wake its driver with a syscall (an `eventfd`
-/// write) in case it is parked; with this tick always sooner, a request's 60 s upstream
-/// timeout and hyper's 30 s header-read timeout are registered without one.
+/// Keeps a timer due within a second on every worker, and the worker's coarse clock.
+/// Registering a timer that is due before every other one makes tokio wake its driver
+/// with a syscall (an `eventfd` write) in case it is parked; with this tick always
+/// sooner, a request's 60 s upstream timeout and hyper's 30 s header-read timeout are
+/// registered without one.
 async fn heartbeat() {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        COARSE_NOW.with(|now| now.set(Some(Instant::now())));
     }
 }
 
