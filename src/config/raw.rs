@@ -291,8 +291,41 @@ impl<'de, R: MapRule> Deserialize<'de> for CheckedMap<R> {
     }
 }
 
-/// A mapping from checked names to values, in file order; a name given twice is refused.
+/// A mapping from checked names to values, in file order; a name given twice is refused,
+/// and so is a value that claims what an earlier one has (`Distinct`).
 pub(super) struct Named<R: Rule<Value = String>, V>(pub Vec<(String, V)>, PhantomData<R>);
+
+/// What the value of one entry of a `Named` map must not share with another's.
+pub(super) trait Distinct {
+    /// What `self` claims that `earlier` has already, as `port: 8081`.
+    fn claims_as(&self, earlier: &Self) -> Option<String>;
+}
+
+impl Distinct for RawService {
+    fn claims_as(&self, _earlier: &Self) -> Option<String> {
+        None
+    }
+}
+
+/// One port or one domain routes to one environment.
+impl Distinct for Option<CheckedMap<EnvironmentRule>> {
+    fn claims_as(&self, earlier: &Self) -> Option<String> {
+        let (Some(CheckedMap(mine)), Some(CheckedMap(theirs))) = (self, earlier) else {
+            return None;
+        };
+        if let (Some(mine), Some(theirs)) = (&mine.port, &theirs.port) {
+            if mine.0 == theirs.0 {
+                return Some(format!("port: {}", mine.0));
+            }
+        }
+        if let (Some(mine), Some(theirs)) = (&mine.domain, &theirs.domain) {
+            if mine.0.eq_ignore_ascii_case(&theirs.0) {
+                return Some(format!("domain: {}", mine.0));
+            }
+        }
+        None
+    }
+}
 
 impl<R: Rule<Value = String>, V: fmt::Debug> fmt::Debug for Named<R, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,10 +333,14 @@ impl<R: Rule<Value = String>, V: fmt::Debug> fmt::Debug for Named<R, V> {
     }
 }
 
-impl<'de, R: Rule<Value = String>, V: Deserialize<'de>> Deserialize<'de> for Named<R, V> {
+impl<'de, R: Rule<Value = String>, V: Deserialize<'de> + Distinct> Deserialize<'de>
+    for Named<R, V>
+{
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct NamedVisitor<R, V>(PhantomData<(R, V)>);
-        impl<'de, R: Rule<Value = String>, V: Deserialize<'de>> Visitor<'de> for NamedVisitor<R, V> {
+        impl<'de, R: Rule<Value = String>, V: Deserialize<'de> + Distinct> Visitor<'de>
+            for NamedVisitor<R, V>
+        {
             type Value = Named<R, V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "a map from {} to its settings", R::EXPECTING)
@@ -317,6 +354,14 @@ impl<'de, R: Rule<Value = String>, V: Deserialize<'de>> Deserialize<'de> for Nam
                         )));
                     }
                     let value = map.next_value::<V>()?;
+                    let clash = entries
+                        .iter()
+                        .find_map(|(earlier, theirs)| Some((earlier, value.claims_as(theirs)?)));
+                    if let Some((earlier, claim)) = clash {
+                        return Err(de::Error::custom(format!(
+                            "`{name}` has `{claim}`, as `{earlier}` does; give each its own"
+                        )));
+                    }
                     entries.push((name, value));
                 }
                 Ok(Named(entries, PhantomData))

@@ -37,6 +37,14 @@ impl Ports {
         self.open().get(env).map(|open| open.port)
     }
 
+    /// The other environment that listens on `port`, if one does.
+    fn holder_other_than(&self, env: &EnvKey, port: u16) -> Option<EnvKey> {
+        self.open()
+            .iter()
+            .find(|(holder, open)| open.port == port && *holder != env)
+            .map(|(holder, _)| holder.clone())
+    }
+
     /// Stops listening on the environment's own port, if it has one.
     pub(crate) fn close(&self, env: &EnvKey) {
         if self.open().remove(env).is_some() {
@@ -57,6 +65,12 @@ impl Router {
             ports.close(env);
             return Ok(());
         };
+        if let Some(holder) = ports.holder_other_than(env, port) {
+            return Err(format!(
+                "port {port} is already the port of {holder} (its environments.{}.port); give {env} another one (environments.{}.port)",
+                holder.env, env.env
+            ));
+        }
         let address = SocketAddr::new(self.inner.listen.ip(), port);
         let listener = TcpListener::bind(address).await.map_err(|error| {
             format!(

@@ -1,6 +1,6 @@
 //! Wrong configs: each refused with the exact `FILE:LINE:COL: message` a user reads.
 
-use super::errors_of;
+use super::{errors_of, parse_ok};
 
 const WEB: &str = "services:\n  web:\n    command: ./serve\n";
 
@@ -253,6 +253,28 @@ fn a_name_given_twice_is_refused() {
         error.contains("`web` is defined twice; keep one"),
         "{error}"
     );
+}
+
+#[test]
+fn two_environments_cannot_claim_one_port_or_domain() {
+    assert_eq!(
+        errors_of(&format!(
+            "{WEB}environments:\n  production: {{ port: 8081 }}\n  staging: {{ port: 8081 }}\n"
+        )),
+        "slipway.yml:5:3: environments: `staging` has `port: 8081`, as `production` does; give each its own"
+    );
+    assert_eq!(
+        errors_of(&format!(
+            "{WEB}environments:\n  production: {{ domain: shop.example.com }}\n  staging: {{ domain: Shop.Example.com, port: 8082 }}\n"
+        )),
+        "slipway.yml:5:3: environments: `staging` has `domain: shop.example.com`, as `production` does; give each its own"
+    );
+    // Different ports and domains are what environments are for.
+    let fine = format!(
+        "{WEB}environments:\n  production: {{ port: 8081, domain: shop.example.com }}\n  staging: {{ port: 8082, domain: staging.shop.example.com }}\n"
+    );
+    let config = parse_ok(&fine);
+    assert_eq!(config.environments.len(), 2);
 }
 
 #[test]
