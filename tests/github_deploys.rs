@@ -499,13 +499,28 @@ fn of_pushes_waiting_together_only_the_last_of_the_branch_is_fetched_and_deploye
         Some(json!("v3"))
     );
 
-    // Each superseded commit still hears its end on GitHub.
+    // Each superseded commit still hears its end on GitHub: one final commit status
+    // that says so, and nothing else (it was never deployed, no check ran).
     for sha in [&first, &middle] {
         let statuses = final_statuses(&fake, sha);
-        assert_eq!(states(&statuses), ["pending", "error"], "{statuses:#?}");
-        assert!(statuses[1].body["description"]
+        assert_eq!(states(&statuses), ["error"], "{statuses:#?}");
+        assert!(statuses[0].body["description"]
             .as_str()
             .is_some_and(|d| d.contains("superseded")));
+        assert_eq!(statuses[0].body["context"], "slipway/staging");
+        let accepted = fake.accepted();
+        assert!(
+            !of(&accepted, CREATE_CHECK)
+                .iter()
+                .any(|r| r.body["head_sha"] == sha.as_str()),
+            "a check run for the superseded {sha}"
+        );
+        assert!(
+            !of(&accepted, CREATE_DEPLOYMENT)
+                .iter()
+                .any(|r| r.body["ref"] == sha.as_str()),
+            "a deployment for the superseded {sha}"
+        );
     }
     assert_eq!(fake.violations(), Vec::<String>::new());
 }

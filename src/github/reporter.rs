@@ -67,6 +67,16 @@ impl GitHubReporter {
         let mut reported_steps = link.reported_steps;
         let page = Page::new(self, &link, &op);
 
+        if phase < QUEUED && op.state.is_final() && op.started_at.is_none() {
+            // Final before GitHub heard of it, without having run (a push superseded as
+            // it arrived, in a storm): its final commit status says all there is. No
+            // deployment was made and no check ran, and a storm of them must not cost
+            // GitHub five requests each.
+            let summary = op.message.clone().unwrap_or_else(|| op.state.to_string());
+            entries.push(page.status(render::status_state(op.state), &summary));
+            phase = FINISHED;
+            reported_steps = ended;
+        }
         if phase < QUEUED {
             entries.push(page.status("pending", &format!("{} queued", op.kind)));
             entries.push(page.create_deployment());
