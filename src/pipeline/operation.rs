@@ -20,11 +20,7 @@ pub async fn run(
     log: &OperationLog,
     cancel: &CancellationToken,
 ) -> (OperationState, String) {
-    let steps = StepRecorder {
-        fx: fx.clone(),
-        operation: op.id,
-        log: log.clone(),
-    };
+    let steps = StepRecorder::of(fx, op, log);
     let runner = Runner {
         fx,
         op,

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::ids::OperationId;
 use crate::pipeline::log::OperationLog;
-use crate::pipeline::model::{Step, StepRecord, StepStatus};
+use crate::pipeline::model::{Operation, Step, StepRecord, StepStatus};
 use crate::pipeline::traits::{EffectResult, Effects};
 
 /// Writes step records and the matching log headers of one operation.
@@ -24,6 +24,15 @@ pub enum StepEnd<T> {
 }
 
 impl StepRecorder {
+    /// The recorder of `op`'s steps, into its log.
+    pub fn of(fx: &Effects, op: &Operation, log: &OperationLog) -> StepRecorder {
+        StepRecorder {
+            fx: fx.clone(),
+            operation: op.id,
+            log: log.clone(),
+        }
+    }
+
     /// Runs one step: records it running, runs `body`, records how it ended.
     pub async fn run<T, E, F>(&self, step: Step, body: F) -> Result<T, E>
     where

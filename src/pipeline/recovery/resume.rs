@@ -26,11 +26,7 @@ pub(crate) async fn resume(
     log: &OperationLog,
     cancel: &CancellationToken,
 ) -> (OperationState, String) {
-    let steps = StepRecorder {
-        fx: fx.clone(),
-        operation: op.id,
-        log: log.clone(),
-    };
+    let steps = StepRecorder::of(fx, op, log);
     let runner = Runner {
         fx,
         op,
