@@ -89,15 +89,23 @@ pub(crate) fn set_forwarded(
     client_ip: &HeaderValue,
     host: Option<HeaderValue>,
 ) {
-    let forwarded_for = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(earlier) if !earlier.is_empty() => {
-            let mut joined = Vec::with_capacity(earlier.len() + 2 + client_ip.len());
-            joined.extend_from_slice(earlier);
+    // Every earlier hop, in order, even when they came as several header lines.
+    let mut earlier = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .filter(|hops| !hops.is_empty())
+        .peekable();
+    let forwarded_for = if earlier.peek().is_none() {
+        client_ip.clone()
+    } else {
+        let mut joined = Vec::with_capacity(64);
+        for hops in earlier {
+            joined.extend_from_slice(hops);
             joined.extend_from_slice(b", ");
-            joined.extend_from_slice(client_ip.as_bytes());
-            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client_ip.clone())
         }
-        _ => client_ip.clone(),
+        joined.extend_from_slice(client_ip.as_bytes());
+        HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client_ip.clone())
     };
     headers.insert(X_FORWARDED_FOR, forwarded_for);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -188,6 +196,17 @@ mod tests {
         assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers[X_FORWARDED_PROTO], "http");
         assert_eq!(headers[X_FORWARDED_HOST], "a.localhost");
+    }
+
+    #[test]
+    fn forwarded_for_keeps_every_earlier_line_in_order() {
+        let mut headers = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
+        ]);
+        set_forwarded(&mut headers, &HeaderValue::from_static("127.0.0.1"), None);
+        let all: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
+        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"]);
     }
 
     #[test]

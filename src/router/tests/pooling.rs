@@ -174,3 +174,27 @@ async fn a_burst_on_a_cold_pool_reuses_answered_connections_instead_of_opening_o
         backend.accepted()
     );
 }
+
+#[tokio::test]
+async fn a_head_answer_has_no_body_and_its_connection_serves_the_next_request() {
+    let router = TestRouter::start().await;
+    let backend = TestBackend::start("one").await;
+    router.router.switch(&env(), vec![backend.backend(1)]).await;
+    let mut client = Client::connect(router.address).await;
+
+    let head = Request::head("/")
+        .header("host", router.host())
+        .body(super::support::empty_body())
+        .expect("request");
+    let reply = Reply::read(client.send(head).await).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // The length of the GET it stands for, and no body: nothing is waited for.
+    assert_eq!(reply.header("content-length"), Some("3"));
+    assert_eq!(reply.body, "");
+    assert_eq!(client.get(&router.host(), "/").await.body, "one");
+    assert_eq!(
+        backend.accepted(),
+        1,
+        "the HEAD's connection was not reused"
+    );
+}

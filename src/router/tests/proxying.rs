@@ -282,3 +282,54 @@ async fn an_answer_given_before_the_upload_ends_reaches_the_client() {
     assert!(head.starts_with("POST /upload HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
 }
+
+#[tokio::test]
+async fn an_http2_client_reaches_the_http1_instance_with_its_host_and_body() {
+    let router = TestRouter::start().await;
+    let echo = TestBackend::start("echo").await;
+    router.router.switch(&env(), vec![echo.backend(1)]).await;
+
+    let stream = within(tokio::net::TcpStream::connect(router.address))
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .expect("HTTP/2 with prior knowledge");
+    tokio::spawn(connection);
+
+    // HTTP/2 names the host in the URI, not in a header.
+    let uri = format!("http://{}/headers", router.host());
+    let request = Request::get(&uri).body(empty_body()).expect("request");
+    let reply = Reply::read(within(sender.send_request(request)).await.expect("answer")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .body
+            .lines()
+            .any(|line| line == format!("host: {}", router.host())),
+        "{}",
+        reply.body
+    );
+
+    // A body of unknown length goes to the instance chunked, whole.
+    let (chunks, receiver) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+    let body = BodyExt::boxed(StreamBody::new(ReceiverStream::new(receiver)));
+    let request = Request::post(format!("http://{}/upload", router.host()))
+        .body(body)
+        .expect("request");
+    let sent = tokio::spawn(async move {
+        Reply::read(sender.send_request(request).await.expect("answer")).await
+    });
+    for piece in ["one", "two", "three"] {
+        chunks
+            .send(Ok(Frame::data(Bytes::from_static(piece.as_bytes()))))
+            .await
+            .expect("send chunk");
+    }
+    drop(chunks);
+    let reply = within(sent).await.expect("upload");
+    assert_eq!(reply.body, "echo received 11 bytes");
+}
