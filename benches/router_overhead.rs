@@ -31,8 +31,8 @@ use slipway::pipeline::traits::{Backend, Traffic};
 use slipway::router::{Router, RouterOptions};
 
 const CONNECTIONS: usize = 32;
-const ROUNDS: usize = 5;
-const ROUND_LENGTH: Duration = Duration::from_secs(5);
+const ROUNDS: usize = 10;
+const ROUND_LENGTH: Duration = Duration::from_secs(3);
 const WARM_UP: Duration = Duration::from_secs(1);
 
 /// One column of the comparison.
@@ -235,13 +235,22 @@ fn report(targets: &[Target]) -> String {
                 .zip(&base.per_round)
                 .map(|(s, b)| ratio(*s, *b))
                 .collect();
+            let mut round_ratios: Vec<f64> = slipway
+                .per_round
+                .iter()
+                .zip(&base.per_round)
+                .map(|(s, b)| s / b)
+                .collect();
+            round_ratios.sort_by(f64::total_cmp);
+            let median = round_ratios.get(round_ratios.len() / 2).copied();
             out += &format!(
-                "\nSlipway / {baseline}: throughput {} (per round: {}), p50 {}, p99 {}",
+                "\nSlipway / {baseline}: throughput {} (per round: {}; median round {}), p50 {}, p99 {}",
                 ratio(
                     slipway.requests_per_second(slipway_summary),
                     base.requests_per_second(base_summary)
                 ),
                 per_round.join(" / "),
+                median.map_or("–".to_owned(), |m| format!("{m:.2}")),
                 ratio_of(
                     slipway_summary.percentile(50.0),
                     base_summary.percentile(50.0)
