@@ -38,6 +38,8 @@ struct Run {
     peak_rss_kib: u64,
     operations: usize,
     succeeded: usize,
+    /// Requests the fake GitHub took (statuses, check runs, deployments).
+    github_requests: usize,
     problems: Vec<String>,
 }
 
@@ -66,6 +68,7 @@ fn storm(label: &str, apps: usize, rate: f64, secs: f64) -> Run {
         peak_rss_kib: load::peak_rss_kib(server.pid()).max(intake.peak_rss_kib),
         operations: operations.len(),
         succeeded: operations.iter().filter(|o| o.2 == "succeeded").count(),
+        github_requests: fake.accepted().len(),
         problems,
         intake,
     }
@@ -86,14 +89,14 @@ fn main() {
     let load = storm("load", apps, rate, secs);
 
     let mut table = String::from(
-        "| run | deliveries | rate achieved | accepted | intake p50 | p99 | max | late start (max) | peak RSS | RSS after | operations (succeeded / superseded) | settled after the storm |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| run | deliveries | rate achieved | accepted | intake p50 | p99 | max | late start (max) | peak RSS | RSS after | operations (succeeded / superseded) | GitHub requests | settled after the storm |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for run in [&baseline, &load] {
         let i = &run.intake;
         let max = i.sent.iter().map(|s| s.latency).max().unwrap_or_default();
         table.push_str(&format!(
-            "| {} | {} | {:.1}/s | {} | {:.1} ms | {:.1} ms | {:.0} ms | {:.0} ms | {:.1} MiB | {:.1} MiB | {} ({} / {}) | {:.1} s |\n",
+            "| {} | {} | {:.1}/s | {} | {:.1} ms | {:.1} ms | {:.0} ms | {:.0} ms | {:.1} MiB | {:.1} MiB | {} ({} / {}) | {} | {:.1} s |\n",
             run.label,
             i.sent.len(),
             i.rate(),
@@ -107,6 +110,7 @@ fn main() {
             run.operations,
             run.succeeded,
             run.operations - run.succeeded,
+            run.github_requests,
             run.settled_after.as_secs_f64(),
         ));
     }
