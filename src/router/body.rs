@@ -24,12 +24,12 @@ pub(crate) enum RouterBody {
     Text(Option<Bytes>),
     /// A response body read off an instance's connection, piece by piece as it arrives,
     /// never buffered.
-    Response(Upstream),
+    Response(InstanceBody),
 }
 
 /// The body of an instance's answer, and what it holds until its end.
 #[derive(Debug)]
-pub(crate) struct Upstream {
+pub(crate) struct InstanceBody {
     decoder: Decoder,
     /// The connection it is read from; `None` once the body is over.
     lease: Option<Lease>,
@@ -58,7 +58,7 @@ impl RouterBody {
             }
             return RouterBody::Empty;
         }
-        RouterBody::Response(Upstream {
+        RouterBody::Response(InstanceBody {
             decoder,
             lease: Some(lease),
             guard: Some(guard),
@@ -104,7 +104,7 @@ impl Body for RouterBody {
     }
 }
 
-impl Upstream {
+impl InstanceBody {
     /// The next piece of the body: what the connection's buffer holds, else what the next
     /// read brings. The request is over when the body ends or fails: its in-flight count
     /// is given back then rather than when the body is dropped, and its connection too

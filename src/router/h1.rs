@@ -76,15 +76,6 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Where one header's name and value sit in a head.
-#[derive(Clone, Copy, Default)]
-struct Span {
-    name: usize,
-    name_len: usize,
-    value: usize,
-    value_len: usize,
-}
-
 /// How a response body ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
@@ -336,6 +327,15 @@ impl BodyWriter {
             }
         }
     }
+}
+
+/// Where one header's name and value sit in a head.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    name: usize,
+    name_len: usize,
+    value: usize,
+    value_len: usize,
 }
 
 /// A response head from the start of `read` (taken from it), once it is whole; `1xx`
