@@ -341,8 +341,26 @@ struct Span {
 /// A response head from the start of `read` (taken from it), once it is whole; `1xx`
 /// interim answers other than `101` are dropped on the way.
 fn parse_head(read: &mut BytesMut, is_head: bool) -> Result<Option<Head>, Error> {
+    // Most answers have a handful of headers: room for a few first (two small arrays to
+    // fill on the stack), for all that are allowed only when there are more.
+    match parse_head_in::<FEW_HEADERS>(read, is_head) {
+        Err(Error::Invalid(TOO_MANY)) => parse_head_in::<MAX_HEADERS>(read, is_head),
+        parsed => parsed,
+    }
+}
+
+/// Headers the first parse of a head has room for.
+const FEW_HEADERS: usize = 16;
+
+const TOO_MANY: &str = "more than 100 headers";
+
+/// `parse_head` with room for `N` headers; `TOO_MANY` when there are more.
+fn parse_head_in<const N: usize>(
+    read: &mut BytesMut,
+    is_head: bool,
+) -> Result<Option<Head>, Error> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut slots = [httparse::EMPTY_HEADER; N];
         let mut response = httparse::Response::new(&mut slots);
         let length = match response.parse(read) {
             Ok(httparse::Status::Complete(length)) => length,
@@ -350,9 +368,7 @@ fn parse_head(read: &mut BytesMut, is_head: bool) -> Result<Option<Head>, Error>
                 return Err(Error::Invalid("the head is longer than 64 KiB"))
             }
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Error::Invalid("more than 100 headers"))
-            }
+            Err(httparse::Error::TooManyHeaders) => return Err(Error::Invalid(TOO_MANY)),
             Err(_) => return Err(Error::Invalid("the head does not parse")),
         };
         let code = response.code.unwrap_or(0);
@@ -365,7 +381,7 @@ fn parse_head(read: &mut BytesMut, is_head: bool) -> Result<Option<Head>, Error>
         // Where each header sits (offsets into the head, on the stack), so the head can be
         // cut off `read` and its bytes shared by the header values.
         let base = read.as_ptr() as usize;
-        let mut spans = [Span::default(); MAX_HEADERS];
+        let mut spans = [Span::default(); N];
         let count = response.headers.len();
         for (span, header) in spans.iter_mut().zip(response.headers.iter()) {
             *span = Span {
@@ -699,6 +715,24 @@ mod tests {
         assert!(matches!(
             head("SSH-2.0-OpenSSH\r\n\r\n", false),
             Err(Error::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_answer_with_many_headers_parses_and_one_with_too_many_is_refused() {
+        let many: String = (0..40).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+        let parsed = head(
+            &format!("HTTP/1.1 200 OK\r\n{many}Content-Length: 0\r\n\r\n"),
+            false,
+        )
+        .expect("valid")
+        .expect("whole");
+        assert_eq!(parsed.headers.len(), 41);
+        assert_eq!(parsed.headers["x-h39"], "39");
+        let too_many: String = (0..101).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+        assert!(matches!(
+            head(&format!("HTTP/1.1 200 OK\r\n{too_many}\r\n"), false),
+            Err(Error::Invalid(TOO_MANY))
         ));
     }
 
