@@ -6,18 +6,20 @@
 //! stops accepting, lets its connections finish the requests they have in flight for up
 //! to ten seconds, then closes whatever is left.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -149,7 +151,7 @@ impl Worker {
         builder.http1().keep_alive(true).timer(TokioTimer::new());
         let served = Served {
             builder,
-            graceful: GracefulShutdown::new(),
+            stopping: Arc::default(),
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
         };
@@ -230,29 +232,110 @@ impl Worker {
             let connection = Arc::clone(&connection);
             async move { Ok::<_, Infallible>(connection.router.handle(request, &connection).await) }
         });
-        let connection = served.graceful.watch(
-            served
-                .builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned(),
-        );
-        let closing = served.closing.clone();
+        let connection = served
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = Watched {
+            connection: Box::pin(connection),
+            stopping: Arc::clone(&served.stopping),
+            key: served.stopping.key(),
+            waker: None,
+            told: false,
+        };
         served.tasks.spawn(async move {
             let _counted = counted;
-            tokio::select! {
-                result = connection => if let Err(error) = result {
-                    tracing::debug!(%error, %peer, "client connection ended with an error");
-                },
-                _ = closing.cancelled() => {}
+            if let Some(Err(error)) = watched.await {
+                tracing::debug!(%error, %peer, "client connection ended with an error");
             }
         });
+    }
+}
+
+/// How a worker tells its client connections that the router stops: first to finish
+/// the requests they serve and close (hyper's graceful shutdown), then, past the grace,
+/// to close at once. A connection registers its task's waker once, not on every poll as
+/// a cancellation future would (a lock and a check per poll, twice a request).
+#[derive(Default)]
+struct Stopping {
+    /// [`RUNNING`], [`GRACEFUL`] or [`CLOSE`].
+    state: AtomicU8,
+    wakers: std::sync::Mutex<HashMap<u64, Waker>>,
+    next_key: AtomicU64,
+}
+
+const RUNNING: u8 = 0;
+const GRACEFUL: u8 = 1;
+const CLOSE: u8 = 2;
+
+impl Stopping {
+    fn key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
+        // Every edit is one insert or remove: a panic cannot leave the map half-done.
+        self.wakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves every connection to `state`, waking each to act on it.
+    fn set(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        for waker in self.wakers().values() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// A client connection that heeds [`Stopping`]. `None` when it was closed past the grace.
+struct Watched<C> {
+    connection: std::pin::Pin<Box<C>>,
+    stopping: Arc<Stopping>,
+    key: u64,
+    /// The waker registered with `stopping`, if any.
+    waker: Option<Waker>,
+    /// Whether the connection was told to shut down gracefully.
+    told: bool,
+}
+
+impl<C: GracefulConnection> Future for Watched<C> {
+    type Output = Option<Result<(), C::Error>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // Registered before the state is read: a change after the read wakes us.
+        if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let waker = cx.waker().clone();
+            this.stopping.wakers().insert(this.key, waker.clone());
+            this.waker = Some(waker);
+        }
+        match this.stopping.state.load(Ordering::Acquire) {
+            RUNNING => {}
+            GRACEFUL if !this.told => {
+                this.connection.as_mut().graceful_shutdown();
+                this.told = true;
+            }
+            GRACEFUL => {}
+            _ => return Poll::Ready(None),
+        }
+        this.connection.as_mut().poll(cx).map(Some)
+    }
+}
+
+impl<C> Drop for Watched<C> {
+    fn drop(&mut self) {
+        if self.waker.is_some() {
+            self.stopping.wakers().remove(&self.key);
+        }
     }
 }
 
 /// The connections one worker serves for one listener, and how they end.
 struct Served {
     builder: auto::Builder<TokioExecutor>,
-    graceful: GracefulShutdown,
+    stopping: Arc<Stopping>,
     tasks: TaskTracker,
     closing: CancellationToken,
 }
@@ -261,19 +344,16 @@ impl Served {
     /// Lets requests in flight finish within the grace, then closes what is left.
     async fn shut_down(self) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        if tokio::time::timeout_at(deadline, self.graceful.shutdown())
+        self.stopping.set(GRACEFUL);
+        self.tasks.close();
+        if tokio::time::timeout_at(deadline, self.tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 "requests still in flight after {SHUTDOWN_GRACE:?}; closing their connections"
             );
-        }
-        self.tasks.close();
-        if tokio::time::timeout_at(deadline, self.tasks.wait())
-            .await
-            .is_err()
-        {
+            self.stopping.set(CLOSE);
             self.closing.cancel();
             self.tasks.wait().await;
         }

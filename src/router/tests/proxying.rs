@@ -333,3 +333,35 @@ async fn an_http2_client_reaches_the_http1_instance_with_its_host_and_body() {
     let reply = within(sent).await.expect("upload");
     assert_eq!(reply.body, "echo received 11 bytes");
 }
+
+#[tokio::test]
+async fn a_request_still_in_flight_after_the_grace_is_cut_and_shutdown_returns() {
+    let router = TestRouter::start().await;
+    let stuck = TestBackend::start("stuck").await;
+    router.router.switch(&env(), vec![stuck.backend(1)]).await;
+
+    let stream = within(tokio::net::TcpStream::connect(router.address))
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::get("/never")
+        .header("host", router.host())
+        .body(empty_body())
+        .expect("request");
+    let answer = tokio::spawn(sender.send_request(request));
+    assert_eq!(stuck.arrived().await, "never");
+
+    // The router's grace is 10 s; these waits are bounded at twice that.
+    router
+        .shut_down_within(2 * PATIENCE)
+        .await
+        .expect("serve returned Ok");
+    let cut = tokio::time::timeout(2 * PATIENCE, answer)
+        .await
+        .expect("the client heard the end")
+        .expect("client task");
+    assert!(cut.is_err(), "the stuck request got an answer: {cut:?}");
+}

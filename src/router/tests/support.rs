@@ -349,12 +349,20 @@ impl TestRouter {
     }
 
     /// Asks the router to stop and waits for `serve` to return.
-    pub(super) async fn shut_down(mut self) -> std::io::Result<()> {
+    pub(super) async fn shut_down(self) -> std::io::Result<()> {
+        self.shut_down_within(PATIENCE).await
+    }
+
+    /// The same, waiting up to `limit` (the router gives requests in flight 10 s).
+    pub(super) async fn shut_down_within(mut self, limit: Duration) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let served = self.served.take().expect("serving");
-        within(served).await.expect("serve task")
+        tokio::time::timeout(limit, served)
+            .await
+            .expect("serve returned in time")
+            .expect("serve task")
     }
 }
 
