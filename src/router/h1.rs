@@ -25,6 +25,8 @@ use hyper::{StatusCode, Version};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
+use super::headers::connection_has;
+
 /// Response headers one answer may have, at most (hyper's limit too).
 const MAX_HEADERS: usize = 100;
 
@@ -474,18 +476,10 @@ fn framing(status: StatusCode, headers: &HeaderMap, is_head: bool) -> Result<Fra
 /// HTTP/1.1 keeps the connection unless told `close`; HTTP/1.0 only when told
 /// `keep-alive`.
 fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let said = |token: &str| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|listed| listed.trim().eq_ignore_ascii_case(token))
-    };
     if version == Version::HTTP_11 {
-        !said("close")
+        !connection_has(headers, "close")
     } else {
-        said("keep-alive")
+        connection_has(headers, "keep-alive")
     }
 }
 

@@ -24,7 +24,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 /// Whether `Connection` lists `token` (comma-separated, any case).
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()

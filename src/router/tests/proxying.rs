@@ -340,18 +340,12 @@ async fn a_request_still_in_flight_after_the_grace_is_cut_and_shutdown_returns()
     let stuck = TestBackend::start("stuck").await;
     router.router.switch(&env(), vec![stuck.backend(1)]).await;
 
-    let stream = within(tokio::net::TcpStream::connect(router.address))
-        .await
-        .expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(connection);
+    let mut client = Client::connect(router.address).await;
     let request = Request::get("/never")
         .header("host", router.host())
         .body(empty_body())
         .expect("request");
-    let answer = tokio::spawn(sender.send_request(request));
+    let answer = tokio::spawn(client.start(request));
     assert_eq!(stuck.arrived().await, "never");
 
     // The router's grace is 10 s; these waits are bounded at twice that.

@@ -419,6 +419,15 @@ impl Client {
             .expect("response")
     }
 
+    /// Sends `request` without waiting for its answer: the future gives the answer, or
+    /// the error of a connection that ended without one.
+    pub(super) fn start(
+        &mut self,
+        request: Request<TestBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, hyper::Error>> {
+        self.sender.send_request(request)
+    }
+
     pub(super) async fn get(&mut self, host: &str, path: &str) -> Reply {
         let request = Request::get(path)
             .header("host", host)
