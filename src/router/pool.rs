@@ -123,9 +123,6 @@ impl Pool {
         }
         let deadline = tokio::time::Instant::now() + connect_timeout;
         loop {
-            if let Some(lease) = self.idle(slot) {
-                return Ok(lease);
-            }
             let permit = match Arc::clone(&self.unproven).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 // As many new connections as the instance may queue are waiting to be
@@ -135,7 +132,10 @@ impl Pool {
                     let turn = Arc::clone(&self.unproven).acquire_owned();
                     let waited = deadline.min(tokio::time::Instant::now() + UNPROVEN_WAIT);
                     tokio::select! {
-                        () = given_back => continue,
+                        () = given_back => match self.idle(slot) {
+                            Some(lease) => return Ok(lease),
+                            None => continue,
+                        },
                         permit = turn => permit.ok(),
                         () = tokio::time::sleep_until(waited) => None,
                     }

@@ -18,7 +18,7 @@ use super::headers;
 use super::hold::HoldOutcome;
 use super::inflight::InFlightGuard;
 use super::pool::Lease;
-use super::send::{Replay, Sent};
+use super::send::Sent;
 use super::table::{Route, Upstream};
 use super::{upgrade, Inner};
 use crate::ids::EnvKey;
@@ -137,7 +137,7 @@ impl Inner {
 /// A client's request made ready for an instance, with what its answer will need.
 struct Outgoing {
     request: h1::Request,
-    replay: Option<Replay>,
+    replay: Option<h1::Request>,
     client_upgrade: Option<OnUpgrade>,
     wants_release: bool,
 }
@@ -185,9 +185,10 @@ fn outgoing(
     // Only a request without a body can be sent twice.
     let replayable =
         matches!(parts.method, Method::GET | Method::HEAD) && body.is_none() && !upgrading;
-    let replay = replayable.then(|| Replay {
+    let replay = replayable.then(|| h1::Request {
         head: head.clone(),
         is_head,
+        body: None,
     });
     Outgoing {
         request: h1::Request {

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hyper::{Response, StatusCode};
 
 use super::body::RouterBody;
@@ -41,13 +40,6 @@ impl SendError {
     }
 }
 
-/// What a second try of a bodiless GET or HEAD needs: its head, already written out (a
-/// reference count, not a copy).
-pub(crate) struct Replay {
-    pub head: Bytes,
-    pub is_head: bool,
-}
-
 /// The answer of an instance, with the instance that gave it, its in-flight guard and the
 /// connection it came on.
 pub(crate) struct Sent {
@@ -58,13 +50,14 @@ pub(crate) struct Sent {
 
 impl Inner {
     /// Sends `request` to `upstream`, and once more to another instance when `replay`
-    /// allows it and the first could not have answered.
+    /// allows it and the first could not have answered. `replay` is a bodiless GET or
+    /// HEAD itself, its head already written out (a reference count, not a copy).
     pub(crate) async fn send(
         &self,
         route: &Route,
         upstream: Arc<Upstream>,
         request: h1::Request,
-        replay: Option<Replay>,
+        replay: Option<h1::Request>,
     ) -> Sent {
         let guard = upstream.inflight.enter();
         let outcome = self.send_once(&upstream, request).await;
@@ -83,7 +76,7 @@ impl Inner {
     }
 
     /// The second try, on another instance of the current table.
-    async fn retry(&self, route: &Route, first: Sent, replay: Replay) -> Sent {
+    async fn retry(&self, route: &Route, first: Sent, replay: h1::Request) -> Sent {
         // Re-read the table: a switch may just have replaced the instance that failed.
         let current = self.table.load().route_for_env(&route.env).cloned();
         let Some(next) = current
@@ -102,14 +95,9 @@ impl Inner {
                 "retrying a request whose instance did not answer",
             );
         }
-        let retry = h1::Request {
-            head: replay.head,
-            is_head: replay.is_head,
-            body: None,
-        };
         let guard = next.inflight.enter();
         drop(first);
-        let outcome = self.send_once(&next, retry).await;
+        let outcome = self.send_once(&next, replay).await;
         Sent {
             upstream: next,
             guard,
