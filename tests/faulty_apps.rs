@@ -177,9 +177,10 @@ fn an_instance_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
     assert_eq!(serving(&server).map(|s| s.0).as_deref(), Some("two"));
 }
 
-/// What one request through the router got, and when it was sent.
+/// What one request through the router got, and when it was sent and answered.
 struct Sample {
     sent: Instant,
+    answered: Instant,
     /// The version that answered, or the router's status and body.
     answer: Result<String, String>,
 }
@@ -213,7 +214,12 @@ impl Load {
                         Ok((status, body)) => Err(format!("{status} {}", body.trim())),
                         Err(error) => Err(error),
                     };
-                    samples.lock().unwrap().push(Sample { sent, answer });
+                    let answered = Instant::now();
+                    samples.lock().unwrap().push(Sample {
+                        sent,
+                        answered,
+                        answer,
+                    });
                 }
             })
         };
@@ -314,16 +320,20 @@ fn a_release_that_goes_bad_after_the_switch(fault: LateFault) {
     });
 
     // What users saw. Before the fault and after the rollback: every request answered.
-    // In between, a request that reached the crashed process in the moment before the
-    // watch saw it exit is a 502 from the router, or — when the process died while it
-    // answered — a response cut short; a release that only fails its health check still
+    // In between — from a request in flight when the gate opened to the last one sent
+    // before the rollback was seen — a request that reached the crashed process before
+    // the watch saw it exit is a 502 from the router, or, when the process died while it
+    // answered, a response cut short; a release that only fails its health check still
     // answers, so nothing fails.
     let failed: Vec<&Sample> = samples.iter().filter(|s| s.answer.is_err()).collect();
     for sample in &failed {
         assert!(
-            sample.sent >= went_bad && sample.sent <= seen_ended,
-            "a request failed outside the fault's window: {:?}",
-            sample.answer
+            sample.answered >= went_bad && sample.sent <= seen_ended,
+            "a request failed outside the fault's window: {:?}, answered {} after the \
+             fault and sent {} after the end was seen; the log:\n{log}",
+            sample.answer,
+            since(went_bad, sample.answered),
+            since(seen_ended, sample.sent),
         );
         let error = sample.answer.as_ref().unwrap_err();
         assert!(
@@ -345,6 +355,14 @@ fn a_release_that_goes_bad_after_the_switch(fault: LateFault) {
         samples.len(),
         failed.len()
     );
+}
+
+/// `at - from` in milliseconds, negative when `at` comes first.
+fn since(from: Instant, at: Instant) -> String {
+    match at.checked_duration_since(from) {
+        Some(later) => format!("{} ms", later.as_millis()),
+        None => format!("-{} ms", (from - at).as_millis()),
+    }
 }
 
 #[test]
