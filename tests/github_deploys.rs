@@ -160,6 +160,17 @@ fn pushes_queued_behind_a_held_deploy_are_superseded_and_github_hears_it() {
         },
     );
     send(&server, "push", "push-2", &push_payload(&middle));
+    // GitHub hears that the second push is queued before the third supersedes it (one
+    // superseded before GitHub heard of it gets its final status alone: the test below).
+    wait_until(
+        Duration::from_secs(30),
+        "GitHub hears that the second push is queued",
+        || {
+            of(&fake.accepted(), STATUS).iter().any(|r| {
+                r.path.ends_with(&format!("/statuses/{middle}")) && r.body["state"] == "pending"
+            })
+        },
+    );
     send(&server, "push", "push-3", &push_payload(&last));
     wait_for_outcome(&ws, "push-2");
     wait_for_outcome(&ws, "push-3");
