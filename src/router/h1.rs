@@ -115,34 +115,43 @@ pub(crate) struct RequestBody {
     pub chunked: bool,
 }
 
-/// Writes `method target HTTP/1.1`, the headers and, for a body of unknown length,
-/// `Transfer-Encoding: chunked` (`headers` holds no hop-by-hop header by now).
-pub(crate) fn encode_head(
-    method: &hyper::Method,
-    target: &str,
-    headers: &HeaderMap,
-    chunked: bool,
-) -> Bytes {
-    let size = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum::<usize>();
-    let mut head = Vec::with_capacity(method.as_str().len() + target.len() + size + 64);
-    head.extend_from_slice(method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+/// A request head as it goes on the wire, written in one buffer: the request line, then
+/// header lines, then the framing and the blank line.
+pub(crate) struct HeadWriter(Vec<u8>);
+
+impl HeadWriter {
+    /// `method target HTTP/1.1`, with room for `headers` bytes of header lines.
+    pub(crate) fn new(method: &hyper::Method, target: &str, headers: usize) -> HeadWriter {
+        let mut head = Vec::with_capacity(method.as_str().len() + target.len() + headers + 48);
+        head.extend_from_slice(method.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(target.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        HeadWriter(head)
     }
-    if chunked {
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+
+    /// `name: value` (a `HeaderName` and a `HeaderValue` hold no CR or LF).
+    pub(crate) fn header(&mut self, name: &[u8], value: &[u8]) {
+        self.header_with(name, |out| out.extend_from_slice(value));
     }
-    head.extend_from_slice(b"\r\n");
-    Bytes::from(head)
+
+    /// `name: ` and then whatever `value` writes, which must hold no CR or LF.
+    pub(crate) fn header_with(&mut self, name: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
+        self.0.extend_from_slice(name);
+        self.0.extend_from_slice(b": ");
+        value(&mut self.0);
+        self.0.extend_from_slice(b"\r\n");
+    }
+
+    /// The head, ended: with `Transfer-Encoding: chunked` for a body of unknown length
+    /// (the headers written hold no hop-by-hop one).
+    pub(crate) fn finish(mut self, chunked: bool) -> Bytes {
+        if chunked {
+            self.0.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        self.0.extend_from_slice(b"\r\n");
+        Bytes::from(self.0)
+    }
 }
 
 impl Conn {
@@ -784,7 +793,11 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("a.localhost"));
         headers.append("x-many", HeaderValue::from_static("1"));
         headers.append("x-many", HeaderValue::from_static("2"));
-        let head = encode_head(&hyper::Method::POST, "/up?x=1", &headers, true);
+        let mut head = HeadWriter::new(&hyper::Method::POST, "/up?x=1", 64);
+        for (name, value) in &headers {
+            head.header(name.as_str().as_bytes(), value.as_bytes());
+        }
+        let head = head.finish(true);
         assert_eq!(
             &head[..],
             b"POST /up?x=1 HTTP/1.1\r\nhost: a.localhost\r\nx-many: 1\r\nx-many: 2\r\ntransfer-encoding: chunked\r\n\r\n"

@@ -4,6 +4,8 @@
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::h1::HeadWriter;
+
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -83,35 +85,54 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.
-pub(crate) fn set_forwarded(
-    headers: &mut HeaderMap,
+/// Writes a request's headers as the instance gets them (hop-by-hop ones were removed):
+/// each the client sent but the `X-Forwarded-*`, which the router sets — `-For` with every
+/// earlier hop in order, even from several lines, then the client; `-Proto`; `-Host`, the
+/// host the client asked for — and a `Host` (`default_host`) when the request had none:
+/// an HTTP/2 request names its host in its URI, an HTTP/1.0 one may name none.
+/// Written straight from the client's headers, without changing them.
+pub(crate) fn write_request_headers(
+    head: &mut HeadWriter,
+    headers: &HeaderMap,
     client_ip: &HeaderValue,
-    host: Option<HeaderValue>,
+    host: Option<&[u8]>,
+    default_host: &[u8],
 ) {
-    // Every earlier hop, in order, even when they came as several header lines.
-    let mut earlier = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .filter(|hops| !hops.is_empty())
-        .peekable();
-    let forwarded_for = if earlier.peek().is_none() {
-        client_ip.clone()
-    } else {
-        let mut joined = Vec::with_capacity(64);
-        for hops in earlier {
-            joined.extend_from_slice(hops);
-            joined.extend_from_slice(b", ");
+    let mut earlier_hops = false;
+    for (name, value) in headers {
+        if name == X_FORWARDED_FOR {
+            earlier_hops |= !value.is_empty();
+        } else if name != X_FORWARDED_PROTO && name != X_FORWARDED_HOST {
+            head.header(name.as_str().as_bytes(), value.as_bytes());
         }
-        joined.extend_from_slice(client_ip.as_bytes());
-        HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client_ip.clone())
-    };
-    headers.insert(X_FORWARDED_FOR, forwarded_for);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST, host);
     }
+    if !headers.contains_key(header::HOST) {
+        head.header(b"host", host.unwrap_or(default_host));
+    }
+    head.header_with(X_FORWARDED_FOR.as_str().as_bytes(), |out| {
+        if earlier_hops {
+            for hops in headers.get_all(X_FORWARDED_FOR) {
+                if !hops.is_empty() {
+                    out.extend_from_slice(hops.as_bytes());
+                    out.extend_from_slice(b", ");
+                }
+            }
+        }
+        out.extend_from_slice(client_ip.as_bytes());
+    });
+    head.header(X_FORWARDED_PROTO.as_str().as_bytes(), b"http");
+    if let Some(host) = host {
+        head.header(X_FORWARDED_HOST.as_str().as_bytes(), host);
+    }
+}
+
+/// About how many bytes `write_request_headers` writes.
+pub(crate) fn request_headers_len(headers: &HeaderMap, client_ip: &HeaderValue) -> usize {
+    let lines: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    lines + client_ip.len() + 128
 }
 
 /// Whether the client asked which release answered.
@@ -185,28 +206,76 @@ mod tests {
         assert!(!headers.contains_key("keep-alive"));
     }
 
-    #[test]
-    fn forwarded_for_appends_the_client() {
-        let mut headers = map(&[("x-forwarded-for", "10.0.0.1")]);
-        set_forwarded(
-            &mut headers,
-            &HeaderValue::from_static("127.0.0.1"),
-            Some(HeaderValue::from_static("a.localhost")),
+    /// The header lines `write_request_headers` writes for `headers`.
+    fn written(headers: &HeaderMap, host: Option<&str>) -> Vec<String> {
+        let mut head = HeadWriter::new(&hyper::Method::GET, "/", 0);
+        let client = HeaderValue::from_static("127.0.0.1");
+        write_request_headers(
+            &mut head,
+            headers,
+            &client,
+            host.map(str::as_bytes),
+            b"127.0.0.1:5000",
         );
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(headers[X_FORWARDED_PROTO], "http");
-        assert_eq!(headers[X_FORWARDED_HOST], "a.localhost");
+        let head = String::from_utf8(head.finish(false).to_vec()).unwrap();
+        head.lines()
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn forwarded_headers_name_the_client_and_what_it_asked_for() {
+        let headers = map(&[
+            ("host", "a.localhost"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "spoofed.example"),
+            ("accept", "*/*"),
+        ]);
+        assert_eq!(
+            written(&headers, Some("a.localhost")),
+            [
+                "host: a.localhost",
+                "accept: */*",
+                "x-forwarded-for: 10.0.0.1, 127.0.0.1",
+                "x-forwarded-proto: http",
+                "x-forwarded-host: a.localhost",
+            ]
+        );
     }
 
     #[test]
     fn forwarded_for_keeps_every_earlier_line_in_order() {
-        let mut headers = map(&[
+        let headers = map(&[
             ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", ""),
             ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
         ]);
-        set_forwarded(&mut headers, &HeaderValue::from_static("127.0.0.1"), None);
-        let all: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
-        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"]);
+        let lines = written(&headers, None);
+        assert!(
+            lines.contains(&"x-forwarded-for: 10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1".to_owned()),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_host_gets_the_one_it_named_or_the_instance_s() {
+        // HTTP/2: the host is in the URI.
+        let lines = written(&HeaderMap::new(), Some("b.localhost"));
+        assert_eq!(lines[0], "host: b.localhost");
+        assert!(lines.contains(&"x-forwarded-host: b.localhost".to_owned()));
+        // HTTP/1.0 without one: the instance's address.
+        let lines = written(&HeaderMap::new(), None);
+        assert_eq!(
+            lines,
+            [
+                "host: 127.0.0.1:5000",
+                "x-forwarded-for: 127.0.0.1",
+                "x-forwarded-proto: http"
+            ]
+        );
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Inner {
         };
         let Outgoing {
             request,
-            replay,
+            replayable,
             client_upgrade,
             wants_release,
         } = outgoing(request, &upstream, connection);
@@ -118,7 +118,7 @@ impl Inner {
             upstream,
             guard,
             outcome,
-        } = self.send(route, upstream, request, replay).await;
+        } = self.send(route, upstream, request, replayable).await;
         match outcome {
             Ok((head, lease)) => answer(
                 head,
@@ -137,7 +137,8 @@ impl Inner {
 /// A client's request made ready for an instance, with what its answer will need.
 struct Outgoing {
     request: h1::Request,
-    replay: Option<h1::Request>,
+    /// It may be sent again, to another instance, should the first not answer.
+    replayable: bool,
     client_upgrade: Option<OnUpgrade>,
     wants_release: bool,
 }
@@ -155,23 +156,7 @@ fn outgoing(
     let wants_release = headers::wants_release(request.headers());
 
     let (mut parts, body) = request.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned();
     headers::strip_hop_by_hop(&mut parts.headers, upgrading);
-    headers::set_forwarded(
-        &mut parts.headers,
-        &connection.client_ip,
-        original_host.clone(),
-    );
-    if original_host.is_none() {
-        // An HTTP/2 request names its host in the URI (an HTTP/1.0 one may name none);
-        // HTTP/1.1 to the instance needs one.
-        let authority = parts.uri.authority().unwrap_or(&upstream.authority);
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-            parts.headers.insert(header::HOST, host);
-        }
-    }
-    let target = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-
     // A body of unknown length (chunked from the client, or an HTTP/2 stream) goes
     // chunked; one with a `Content-Length` as it is.
     let body = (!body.is_end_stream()).then(|| h1::RequestBody {
@@ -179,24 +164,34 @@ fn outgoing(
         body,
     });
     let chunked = body.as_ref().is_some_and(|body| body.chunked);
-    let head = h1::encode_head(&parts.method, target, &parts.headers, chunked);
+
+    let target = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let size = headers::request_headers_len(&parts.headers, &connection.client_ip);
+    let mut head = h1::HeadWriter::new(&parts.method, target, size);
+    let host = match parts.headers.get(header::HOST) {
+        Some(host) => Some(host.as_bytes()),
+        None => parts.uri.authority().map(|a| a.as_str().as_bytes()),
+    };
+    headers::write_request_headers(
+        &mut head,
+        &parts.headers,
+        &connection.client_ip,
+        host,
+        upstream.authority.as_str().as_bytes(),
+    );
+    let head = head.finish(chunked);
     let is_head = parts.method == Method::HEAD;
 
     // Only a request without a body can be sent twice.
     let replayable =
         matches!(parts.method, Method::GET | Method::HEAD) && body.is_none() && !upgrading;
-    let replay = replayable.then(|| h1::Request {
-        head: head.clone(),
-        is_head,
-        body: None,
-    });
     Outgoing {
         request: h1::Request {
             head,
             is_head,
             body,
         },
-        replay,
+        replayable,
         client_upgrade,
         wants_release,
     }

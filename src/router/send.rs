@@ -49,34 +49,34 @@ pub(crate) struct Sent {
 }
 
 impl Inner {
-    /// Sends `request` to `upstream`, and once more to another instance when `replay`
-    /// allows it and the first could not have answered. `replay` is a bodiless GET or
-    /// HEAD itself, its head already written out (a reference count, not a copy).
+    /// Sends `request` to `upstream`, and once more to another instance when it is
+    /// `replayable` (a GET or HEAD without a body: its head, kept whole, is all of it)
+    /// and the first could not have answered.
     pub(crate) async fn send(
         &self,
         route: &Route,
         upstream: Arc<Upstream>,
-        request: h1::Request,
-        replay: Option<h1::Request>,
+        mut request: h1::Request,
+        replayable: bool,
     ) -> Sent {
         let guard = upstream.inflight.enter();
-        let outcome = self.send_once(&upstream, request).await;
+        let outcome = self.send_once(&upstream, &mut request).await;
         let first = Sent {
             upstream,
             guard,
             outcome,
         };
-        match (&first.outcome, replay) {
+        match &first.outcome {
             // Boxed: a retry is rare, and must not weigh on every request's future.
-            (Err(error), Some(replay)) if error.worth_retrying() => {
-                Box::pin(self.retry(route, first, replay)).await
+            Err(error) if replayable && error.worth_retrying() => {
+                Box::pin(self.retry(route, first, request)).await
             }
             _ => first,
         }
     }
 
     /// The second try, on another instance of the current table.
-    async fn retry(&self, route: &Route, first: Sent, replay: h1::Request) -> Sent {
+    async fn retry(&self, route: &Route, first: Sent, mut replay: h1::Request) -> Sent {
         // Re-read the table: a switch may just have replaced the instance that failed.
         let current = self.table.load().route_for_env(&route.env).cloned();
         let Some(next) = current
@@ -97,7 +97,7 @@ impl Inner {
         }
         let guard = next.inflight.enter();
         drop(first);
-        let outcome = self.send_once(&next, replay).await;
+        let outcome = self.send_once(&next, &mut replay).await;
         Sent {
             upstream: next,
             guard,
@@ -110,7 +110,7 @@ impl Inner {
     async fn send_once(
         &self,
         upstream: &Upstream,
-        request: h1::Request,
+        request: &mut h1::Request,
     ) -> Result<(h1::Head, Lease), SendError> {
         let exchange = self.exchange(upstream, request);
         match tokio::time::timeout(self.options.upstream_timeout, exchange).await {
@@ -122,7 +122,7 @@ impl Inner {
     async fn exchange(
         &self,
         upstream: &Upstream,
-        mut request: h1::Request,
+        request: &mut h1::Request,
     ) -> Result<(h1::Head, Lease), SendError> {
         loop {
             let mut lease = upstream
@@ -130,7 +130,7 @@ impl Inner {
                 .lease(self.options.connect_timeout)
                 .await
                 .map_err(SendError::Connect)?;
-            match lease.conn.exchange(&mut request).await {
+            match lease.conn.exchange(request).await {
                 Ok(head) => {
                     lease.answered();
                     return Ok((head, lease));
