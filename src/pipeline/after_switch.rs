@@ -1,6 +1,7 @@
 //! What a rollout does once traffic is on the new release: drain the old instances,
 //! confirm through the router that the new release answers, stop the old instances,
-//! `post_deploy`, and the `watch` (which keeps the old instances until it passes). A
+//! `post_deploy`, and the `watch` (which keeps the old instances, on standby at the
+//! router for retries, until it passes). A
 //! server that restarts after the switch goes on from here too, skipping what its
 //! predecessor recorded as done.
 
@@ -16,6 +17,10 @@ use crate::pipeline::rollout::{
     backends, context, Changes, Outcome, Rollout, Target, DRAIN_DEADLINE, WATCH_CHECK_EVERY,
 };
 use crate::pipeline::steps::StepEnd;
+
+/// How long after a failed health check the watch waits to be told that the instance
+/// exited, so that a crash is reported as one (its port closes before its exit is told).
+const EXIT_TOLD_WITHIN: Duration = Duration::from_millis(100);
 
 impl Rollout<'_> {
     /// Everything after the switch. `old` are the instances the new release replaces;
@@ -37,6 +42,18 @@ impl Rollout<'_> {
             old.iter()
                 .filter(|i| !changes.stopped_old.contains(i) && Some(&i.service) == old_routed),
         );
+
+        let watch = routed
+            .as_ref()
+            .and_then(|name| target.config.services.get(name))
+            .and_then(|s| s.http.as_ref())
+            .map_or(Duration::ZERO, |http| http.watch);
+        // The old release runs on through the watch: a GET or HEAD that cannot reach a new
+        // instance (one that crashed) is tried on it rather than failed.
+        let standby = !watch.is_zero() && !old_backends.is_empty();
+        if standby {
+            self.fx.traffic.standby(env, old_backends.clone()).await;
+        }
 
         if !progress.is_resumed() {
             if !old_backends.is_empty() {
@@ -79,11 +96,6 @@ impl Rollout<'_> {
             }
         }
 
-        let watch = routed
-            .as_ref()
-            .and_then(|name| target.config.services.get(name))
-            .and_then(|s| s.http.as_ref())
-            .map_or(Duration::ZERO, |http| http.watch);
         let still_old: Vec<InstanceRecord> = old
             .iter()
             .filter(|i| !changes.stopped_old.contains(i))
@@ -145,6 +157,9 @@ impl Rollout<'_> {
                     return self.roll_back(target, old, changes, error).await;
                 }
             }
+            if standby {
+                self.fx.traffic.standby(env, Vec::new()).await;
+            }
             self.stop_old_step(&still_old, target).await;
         }
         Outcome::Succeeded
@@ -199,8 +214,16 @@ impl Rollout<'_> {
                     .await
                 {
                     let name = format!("{}.{}", instance.service, instance.index);
-                    // A check that failed because the instance just exited says so.
-                    if !self.fx.runtime.is_running(instance).await {
+                    // A check that failed because the instance just exited says so; the
+                    // exit may be told a moment after its port closed.
+                    let exited = !self.fx.runtime.is_running(instance).await
+                        || tokio::time::timeout(
+                            EXIT_TOLD_WITHIN,
+                            self.fx.runtime.wait_exit(instance),
+                        )
+                        .await
+                        .is_ok();
+                    if exited {
                         let why = self.fx.runtime.exit_report(instance).await;
                         return Err(format!("{name} exited during the watch{}", details(why)));
                     }

@@ -306,8 +306,13 @@ pub trait Traffic: Send + Sync + 'static {
     /// Makes the environment answer at `exposure`, and no longer where an earlier one said.
     /// Fails, changing nothing, when its port cannot be listened on.
     async fn expose(&self, env: &EnvKey, exposure: &Exposure) -> Result<(), String>;
-    /// Atomically replaces the backends of an environment's web service.
+    /// Atomically replaces the backends of an environment's web service; ends a standby.
     async fn switch(&self, env: &EnvKey, backends: Vec<Backend>);
+    /// Keeps `backends` (the release switched away from, running on through a watch) on
+    /// standby: never routed to, but where a GET or HEAD goes for its second try when it
+    /// could not reach the routed instances — a new release that crashed. None ends it;
+    /// so does the next `switch`.
+    async fn standby(&self, env: &EnvKey, backends: Vec<Backend>);
     /// Holds new requests (a `deploy` hook is running) until `release_hold`, or `hold` passes.
     async fn hold(&self, env: &EnvKey, hold: Duration);
     async fn release_hold(&self, env: &EnvKey);

@@ -247,6 +247,12 @@ impl Traffic for Router {
             .update(|environments| environments.set_backends(env, backends));
     }
 
+    async fn standby(&self, env: &EnvKey, backends: Vec<Backend>) {
+        tracing::info!(%env, backends = backends.len(), "backends on standby for retries");
+        self.inner
+            .update(|environments| environments.set_standby(env, backends));
+    }
+
     async fn hold(&self, env: &EnvKey, hold: Duration) {
         tracing::info!(%env, ?hold, "holding requests");
         self.inner

@@ -1,7 +1,8 @@
 //! Sending a request to an instance: one try with a deadline for the response headers,
 //! and for a request that can safely be sent twice (GET or HEAD without a body) a second
 //! try on another instance when the first could not be reached or died before answering —
-//! the case of an old instance stopped at the end of a drain. A request that was never
+//! the case of an old instance stopped at the end of a drain, or of a new one that crashed
+//! during its watch (the second try then goes to the old release, on standby). A request that was never
 //! written (its pooled connection had been closed by the instance while idle) goes on a
 //! fresh connection, whatever its method.
 //!
@@ -75,13 +76,13 @@ impl Inner {
         }
     }
 
-    /// The second try, on another instance of the current table.
+    /// The second try, on another instance of the current table (or on standby).
     async fn retry(&self, route: &Route, first: Sent, mut replay: h1::Request) -> Sent {
         // Re-read the table: a switch may just have replaced the instance that failed.
         let current = self.table.load().route_for_env(&route.env).cloned();
         let Some(next) = current
             .as_deref()
-            .and_then(|current| current.pick_other(&first.upstream.backend))
+            .and_then(|current| current.pick_retry(&first.upstream.backend))
             .cloned()
         else {
             return first;

@@ -35,6 +35,9 @@ pub(crate) struct Upstream {
 pub(crate) struct Route {
     pub env: EnvKey,
     pub upstreams: Vec<Arc<Upstream>>,
+    /// The release switched away from, kept running through a watch: not routed to, only
+    /// tried by a GET or HEAD that could not reach any of `upstreams`.
+    pub standby: Vec<Arc<Upstream>>,
     /// Each worker's round-robin position, alone on its cache line.
     next: Box<[Padded<AtomicUsize>]>,
     pub hold: Arc<HoldGate>,
@@ -57,13 +60,23 @@ impl Route {
         }
     }
 
-    /// The next backend that is not `failed`, if there is another one.
-    pub(crate) fn pick_other(&self, failed: &Backend) -> Option<&Arc<Upstream>> {
-        let first = self.pick()?;
-        if first.backend != *failed || self.upstreams.len() == 1 {
-            return Some(first);
+    /// Where a request that `failed` goes for its second try: another routed backend,
+    /// else one on standby, else the same one again (a switch may just have replaced
+    /// the table, or its connection was stale).
+    pub(crate) fn pick_retry(&self, failed: &Backend) -> Option<&Arc<Upstream>> {
+        let other = match self.pick()? {
+            first if first.backend != *failed => return Some(first),
+            first if self.upstreams.len() == 1 => first,
+            _ => self.pick()?,
+        };
+        if other.backend != *failed {
+            return Some(other);
         }
-        self.pick()
+        let standby = match self.standby.len() {
+            0 => None,
+            count => self.standby.get(super::workers::current() % count),
+        };
+        standby.or(Some(other))
     }
 }
 
@@ -114,6 +127,7 @@ pub(crate) fn default_host(env: &EnvKey) -> String {
 #[derive(Debug, Default)]
 struct EnvEntry {
     backends: Vec<Backend>,
+    standby: Vec<Backend>,
     domains: Vec<String>,
     hold: Arc<HoldGate>,
 }
@@ -153,8 +167,17 @@ impl Environments {
         }
     }
 
+    /// Routes the environment to `backends`; whatever was on standby is not any more.
     pub(crate) fn set_backends(&mut self, env: &EnvKey, backends: Vec<Backend>) {
-        self.envs.entry(env.clone()).or_default().backends = backends;
+        let entry = self.envs.entry(env.clone()).or_default();
+        entry.backends = backends;
+        entry.standby.clear();
+    }
+
+    /// Keeps `backends` for the second try of requests that could not reach the routed
+    /// ones (none: ends it).
+    pub(crate) fn set_standby(&mut self, env: &EnvKey, backends: Vec<Backend>) {
+        self.envs.entry(env.clone()).or_default().standby = backends;
     }
 
     pub(crate) fn set_domains(&mut self, env: &EnvKey, domains: Vec<String>) {
@@ -194,21 +217,26 @@ impl Environments {
         let mut table = Table::default();
         let mut routed: HashSet<Backend> = HashSet::new();
         for (env, entry) in &self.envs {
-            let upstreams = entry
-                .backends
-                .iter()
-                .filter_map(|backend| {
-                    let upstream = parse_upstream(backend, &mut self.backends, self.workers);
-                    if upstream.is_none() {
-                        tracing::warn!(%env, address = %backend.address, "backend address is not host:port; not routing to it");
-                    }
-                    upstream
-                })
-                .collect::<Vec<_>>();
-            routed.extend(entry.backends.iter().cloned());
+            let mut upstreams_of = |backends: &[Backend]| {
+                backends
+                    .iter()
+                    .filter_map(|backend| {
+                        let upstream = parse_upstream(backend, &mut self.backends, self.workers);
+                        if upstream.is_none() {
+                            tracing::warn!(%env, address = %backend.address, "backend address is not host:port; not routing to it");
+                        }
+                        upstream
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let upstreams = upstreams_of(&entry.backends);
+            let standby = upstreams_of(&entry.standby);
+            // A standby's connections stay open: they are what a retry would use.
+            routed.extend(entry.backends.iter().chain(&entry.standby).cloned());
             let route = Arc::new(Route {
                 env: env.clone(),
                 upstreams,
+                standby,
                 next: (0..self.workers.max(1))
                     .map(|_| Padded::default())
                     .collect(),

@@ -291,6 +291,12 @@ impl Traffic for FakeTraffic {
         self.events.push(format!("switch [{}]", releases.join(",")));
         self.routes.lock().unwrap().insert(env.clone(), backends);
     }
+    async fn standby(&self, _env: &EnvKey, backends: Vec<Backend>) {
+        let mut releases: Vec<String> = backends.iter().map(|b| b.release.to_string()).collect();
+        releases.dedup();
+        self.events
+            .push(format!("standby [{}]", releases.join(",")));
+    }
     async fn hold(&self, _env: &EnvKey, _hold: Duration) {
         self.events.push("hold");
     }

@@ -204,6 +204,41 @@ async fn deploy_and_post_deploy_failures_are_warnings_and_the_deploy_succeeds() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn through_the_watch_the_old_release_is_on_standby_until_it_stops() {
+    let world = World::new();
+    let mut watched = config();
+    watched
+        .services
+        .get_mut(&ServiceName::from("web"))
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .watch = Duration::from_secs(30);
+    world.commit("c1", watched.clone());
+    world.commit("c2", watched);
+    assert_eq!(world.deploy("c1").await.state, OperationState::Succeeded);
+    let events = world.events.all();
+    assert!(
+        !events.iter().any(|e| e.starts_with("standby")),
+        "nothing to keep on standby for a first release: {events:?}"
+    );
+    world.events.clear();
+    let op = world.deploy("c2").await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", world.log(op.id));
+    let events = world.events.all();
+    let at = |event: &str| {
+        events
+            .iter()
+            .position(|e| e == event)
+            .unwrap_or_else(|| panic!("no `{event}` in {events:?}"))
+    };
+    assert!(at("switch [v2]") < at("standby [v1]"), "{events:?}");
+    assert!(at("standby [v1]") < at("standby []"), "{events:?}");
+    assert!(at("standby []") < at("stop web.1 v1"), "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failure_during_the_watch_switches_back_to_the_old_instances() {
     let world = World::new();
     let mut watched = config();

@@ -124,6 +124,43 @@ async fn a_get_whose_instance_refuses_is_retried_on_another() {
 }
 
 #[tokio::test]
+async fn a_get_that_cannot_reach_the_new_release_is_answered_by_the_one_on_standby() {
+    let router = TestRouter::start().await;
+    let old = TestBackend::start("old").await;
+    let crashed = Backend {
+        address: refusing_address().await,
+        release: crate::ids::ReleaseNumber(2),
+        instance: "crashed".into(),
+    };
+    router.router.switch(&env(), vec![crashed]).await;
+    router.router.standby(&env(), vec![old.backend(1)]).await;
+    for _ in 0..3 {
+        let reply = get(router.address, &router.host(), "/").await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "old"));
+    }
+    // Never routed to: a request that cannot be sent twice is not sent there.
+    let request = Request::post("/")
+        .header("host", router.host())
+        .body(text_body("order"))
+        .expect("request");
+    let reply = Reply::read(Client::connect(router.address).await.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        reply.body.trim(),
+        "could not connect to an instance of shop/staging"
+    );
+
+    // Ended: a GET fails as it would without it.
+    router.router.standby(&env(), Vec::new()).await;
+    let reply = get(router.address, &router.host(), "/").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        reply.body.trim(),
+        "could not connect to an instance of shop/staging"
+    );
+}
+
+#[tokio::test]
 async fn a_get_whose_instance_dies_before_answering_is_retried_but_a_post_is_not() {
     let router = TestRouter::start().await;
     let alive = TestBackend::start("alive").await;
