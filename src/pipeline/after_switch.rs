@@ -159,6 +159,8 @@ impl Rollout<'_> {
             }
             if standby {
                 self.fx.traffic.standby(env, Vec::new()).await;
+                // A retry it took a moment ago finishes before the old release stops.
+                self.fx.traffic.drain(&old_backends, DRAIN_DEADLINE).await;
             }
             self.stop_old_step(&still_old, target).await;
         }
