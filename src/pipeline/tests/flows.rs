@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::ids::{ReleaseNumber, ServiceName};
+use crate::ids::ReleaseNumber;
 use crate::pipeline::model::{OperationState, Step, StepStatus};
 use crate::pipeline::traits::Store;
 
@@ -206,15 +206,7 @@ async fn deploy_and_post_deploy_failures_are_warnings_and_the_deploy_succeeds() 
 #[tokio::test(start_paused = true)]
 async fn through_the_watch_the_old_release_is_on_standby_until_it_stops() {
     let world = World::new();
-    let mut watched = config();
-    watched
-        .services
-        .get_mut(&ServiceName::from("web"))
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap()
-        .watch = Duration::from_secs(30);
+    let watched = config_with_watch(Duration::from_secs(30));
     world.commit("c1", watched.clone());
     world.commit("c2", watched);
     assert_eq!(world.deploy("c1").await.state, OperationState::Succeeded);
@@ -241,15 +233,7 @@ async fn through_the_watch_the_old_release_is_on_standby_until_it_stops() {
 #[tokio::test(start_paused = true)]
 async fn a_failure_during_the_watch_switches_back_to_the_old_instances() {
     let world = World::new();
-    let mut watched = config();
-    watched
-        .services
-        .get_mut(&ServiceName::from("web"))
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap()
-        .watch = Duration::from_secs(30);
+    let watched = config_with_watch(Duration::from_secs(30));
     world.commit("c1", watched.clone());
     world.commit("c2", watched);
     assert_eq!(world.deploy("c1").await.state, OperationState::Succeeded);
@@ -275,15 +259,7 @@ async fn a_failure_during_the_watch_switches_back_to_the_old_instances() {
 #[tokio::test(start_paused = true)]
 async fn an_instance_that_exits_during_the_watch_is_seen_at_once_and_traffic_switches_back() {
     let world = World::new();
-    let mut watched = config();
-    watched
-        .services
-        .get_mut(&ServiceName::from("web"))
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap()
-        .watch = Duration::from_secs(60);
+    let watched = config_with_watch(Duration::from_secs(60));
     world.commit("c1", watched.clone());
     world.commit("c2", watched);
     assert_eq!(world.deploy("c1").await.state, OperationState::Succeeded);

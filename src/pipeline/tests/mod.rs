@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::model::{AppConfig, Hook, HookBody, HookedOperation, DEFAULT_HOOK_TIMEOUT};
-use crate::ids::{EnvKey, OperationId};
+use crate::ids::{EnvKey, OperationId, ServiceName};
 use crate::pipeline::log::LogBus;
 use crate::pipeline::model::{NewOperation, Operation, OperationKind, SourceSpec};
 use crate::pipeline::traits::{Clock, Effects, NoReporter};
@@ -62,6 +62,18 @@ pub fn config() -> AppConfig {
         .hooks
         .after_failure
         .insert(HookedOperation::Deploy, hook("after_deploy_failure"));
+    config
+}
+
+/// `config()` with a `watch` of `watch` on its web service.
+pub fn config_with_watch(watch: Duration) -> AppConfig {
+    let mut config = config();
+    config
+        .services
+        .get_mut(&ServiceName::from("web"))
+        .and_then(|web| web.http.as_mut())
+        .expect("the sample config's web service speaks HTTP")
+        .watch = watch;
     config
 }
 

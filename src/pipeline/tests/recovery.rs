@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::ids::{ReleaseNumber, ServiceName};
+use crate::ids::ReleaseNumber;
 use crate::pipeline::model::{OperationState, Step, StepRecord, StepStatus};
 use crate::pipeline::traits::{Runtime, Store};
 
@@ -264,15 +264,7 @@ async fn a_second_crash_keeps_a_rollback_that_the_first_recovery_decided() {
 
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_watch_goes_on_for_what_was_left_and_keeps_the_old_release_meanwhile() {
-    let mut watched = config();
-    watched
-        .services
-        .get_mut(&ServiceName::from("web"))
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap()
-        .watch = Duration::from_secs(30);
+    let watched = config_with_watch(Duration::from_secs(30));
     let world = world_with_v1(watched).await;
     let op = world
         .submit(OperationKind::Deploy, Some("c2"), serde_json::Value::Null)

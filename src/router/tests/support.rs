@@ -191,11 +191,18 @@ impl Drop for TestBackend {
 }
 
 /// An address nothing listens on: connecting is refused.
-pub(super) async fn refusing_address() -> String {
+/// A backend named `instance` whose address refuses connections, as a stopped or crashed
+/// instance's does.
+pub(super) async fn refusing_backend(release: i64, instance: &str) -> Backend {
+    // A port just given back: nothing listens there.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     drop(listener);
-    address.to_string()
+    Backend {
+        address: address.to_string(),
+        release: ReleaseNumber(release),
+        instance: instance.to_owned(),
+    }
 }
 
 /// An instance that reads each request and closes the connection without answering, as
@@ -445,6 +452,16 @@ impl Client {
 /// A GET on a connection of its own.
 pub(super) async fn get(address: SocketAddr, host: &str, path: &str) -> Reply {
     Client::connect(address).await.get(host, path).await
+}
+
+/// POST `body` to `/` through the router, on a new connection: a request that cannot be
+/// sent twice.
+pub(super) async fn post(address: SocketAddr, host: &str, body: &'static str) -> Reply {
+    let request = Request::post("/")
+        .header("host", host)
+        .body(text_body(body))
+        .expect("request");
+    Reply::read(Client::connect(address).await.send(request).await).await
 }
 
 /// An instance that speaks raw bytes: for each connection, it reads a request head, then

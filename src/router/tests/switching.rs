@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::{Request, StatusCode};
+use hyper::StatusCode;
 
 use super::support::*;
 use crate::pipeline::traits::{Backend, Traffic};
@@ -104,11 +104,7 @@ async fn a_request_held_longer_than_the_hold_gets_503() {
 async fn a_get_whose_instance_refuses_is_retried_on_another() {
     let router = TestRouter::start().await;
     let alive = TestBackend::start("alive").await;
-    let dead = Backend {
-        address: refusing_address().await,
-        release: crate::ids::ReleaseNumber(1),
-        instance: "dead".into(),
-    };
+    let dead = refusing_backend(1, "dead").await;
     // Round-robin starts with the first backend: the dead one.
     router
         .router
@@ -127,11 +123,7 @@ async fn a_get_whose_instance_refuses_is_retried_on_another() {
 async fn a_get_that_cannot_reach_the_new_release_is_answered_by_the_one_on_standby() {
     let router = TestRouter::start().await;
     let old = TestBackend::start("old").await;
-    let crashed = Backend {
-        address: refusing_address().await,
-        release: crate::ids::ReleaseNumber(2),
-        instance: "crashed".into(),
-    };
+    let crashed = refusing_backend(2, "crashed").await;
     router.router.switch(&env(), vec![crashed]).await;
     router.router.standby(&env(), vec![old.backend(1)]).await;
     for _ in 0..3 {
@@ -139,11 +131,7 @@ async fn a_get_that_cannot_reach_the_new_release_is_answered_by_the_one_on_stand
         assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "old"));
     }
     // Never routed to: a request that cannot be sent twice is not sent there.
-    let request = Request::post("/")
-        .header("host", router.host())
-        .body(text_body("order"))
-        .expect("request");
-    let reply = Reply::read(Client::connect(router.address).await.send(request).await).await;
+    let reply = post(router.address, &router.host(), "order").await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(
         reply.body.trim(),
@@ -183,11 +171,7 @@ async fn a_get_whose_instance_dies_before_answering_is_retried_but_a_post_is_not
     }
 
     router.router.switch(&env(), vec![dead]).await;
-    let request = Request::post("/")
-        .header("host", router.host())
-        .body(text_body("order"))
-        .expect("request");
-    let reply = Reply::read(Client::connect(router.address).await.send(request).await).await;
+    let reply = post(router.address, &router.host(), "order").await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(
         reply.body.trim(),
@@ -199,17 +183,9 @@ async fn a_get_whose_instance_dies_before_answering_is_retried_but_a_post_is_not
 #[tokio::test]
 async fn a_post_whose_instance_refuses_gets_502() {
     let router = TestRouter::start().await;
-    let dead = Backend {
-        address: refusing_address().await,
-        release: crate::ids::ReleaseNumber(1),
-        instance: "dead".into(),
-    };
+    let dead = refusing_backend(1, "dead").await;
     router.router.switch(&env(), vec![dead.clone()]).await;
-    let request = Request::post("/")
-        .header("host", router.host())
-        .body(text_body("order"))
-        .expect("request");
-    let reply = Reply::read(Client::connect(router.address).await.send(request).await).await;
+    let reply = post(router.address, &router.host(), "order").await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(
         reply.body.trim(),
