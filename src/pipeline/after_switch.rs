@@ -1,9 +1,8 @@
 //! What a rollout does once traffic is on the new release: drain the old instances,
 //! confirm through the router that the new release answers, stop the old instances,
 //! `post_deploy`, and the `watch` (which keeps the old instances, on standby at the
-//! router for retries, until it passes). A
-//! server that restarts after the switch goes on from here too, skipping what its
-//! predecessor recorded as done.
+//! router for retries, until it passes). A server that restarts after the switch goes on
+//! from here too, skipping what its predecessor recorded as done.
 
 use std::time::Duration;
 

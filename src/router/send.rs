@@ -2,9 +2,9 @@
 //! and for a request that can safely be sent twice (GET or HEAD without a body) a second
 //! try on another instance when the first could not be reached or died before answering —
 //! the case of an old instance stopped at the end of a drain, or of a new one that crashed
-//! during its watch (the second try then goes to the old release, on standby). A request that was never
-//! written (its pooled connection had been closed by the instance while idle) goes on a
-//! fresh connection, whatever its method.
+//! during its watch (the second try then goes to the old release, on standby). A request
+//! that was never written (its pooled connection had been closed by the instance while
+//! idle) goes on a fresh connection, whatever its method.
 //!
 //! The exchange itself, HTTP/1.1 on the wire, is `h1.rs`.
 
