@@ -85,28 +85,36 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Writes a request's headers as the instance gets them (hop-by-hop ones were removed):
-/// each the client sent but the `X-Forwarded-*`, which the router sets — `-For` with every
-/// earlier hop in order, even from several lines, then the client; `-Proto`; `-Host`, the
-/// host the client asked for — and a `Host` (`default_host`) when the request had none:
-/// an HTTP/2 request names its host in its URI, an HTTP/1.0 one may name none.
-/// Written straight from the client's headers, without changing them.
-pub(crate) fn write_request_headers(
-    head: &mut HeadWriter,
+/// A request's head as the instance gets it, up to its framing: `method target`, then
+/// each header the client sent (hop-by-hop ones were removed) but the `X-Forwarded-*`,
+/// which the router sets — `-For` with every earlier hop in order, even from several
+/// lines, then the client; `-Proto`; `-Host`, the host the client asked for — and a `Host`
+/// (`default_host`) when the request had none: an HTTP/2 request names its host in its
+/// URI, an HTTP/1.0 one may name none. Written straight from the client's headers,
+/// without changing them.
+pub(crate) fn request_head(
+    method: &hyper::Method,
+    target: &str,
     headers: &HeaderMap,
     client_ip: &HeaderValue,
     host: Option<&[u8]>,
     default_host: &[u8],
-) {
-    let mut earlier_hops = false;
+) -> HeadWriter {
+    let lines: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let mut head = HeadWriter::new(method, target, lines + client_ip.len() + 128);
+    let (mut has_host, mut earlier_hops) = (false, false);
     for (name, value) in headers {
         if name == X_FORWARDED_FOR {
             earlier_hops |= !value.is_empty();
         } else if name != X_FORWARDED_PROTO && name != X_FORWARDED_HOST {
+            has_host |= name == header::HOST;
             head.header(name.as_str().as_bytes(), value.as_bytes());
         }
     }
-    if !headers.contains_key(header::HOST) {
+    if !has_host {
         head.header(b"host", host.unwrap_or(default_host));
     }
     head.header_with(X_FORWARDED_FOR.as_str().as_bytes(), |out| {
@@ -124,15 +132,7 @@ pub(crate) fn write_request_headers(
     if let Some(host) = host {
         head.header(X_FORWARDED_HOST.as_str().as_bytes(), host);
     }
-}
-
-/// About how many bytes `write_request_headers` writes.
-pub(crate) fn request_headers_len(headers: &HeaderMap, client_ip: &HeaderValue) -> usize {
-    let lines: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    lines + client_ip.len() + 128
+    head
 }
 
 /// Whether the client asked which release answered.
@@ -206,12 +206,12 @@ mod tests {
         assert!(!headers.contains_key("keep-alive"));
     }
 
-    /// The header lines `write_request_headers` writes for `headers`.
+    /// The header lines `request_head` writes for `headers`.
     fn written(headers: &HeaderMap, host: Option<&str>) -> Vec<String> {
-        let mut head = HeadWriter::new(&hyper::Method::GET, "/", 0);
         let client = HeaderValue::from_static("127.0.0.1");
-        write_request_headers(
-            &mut head,
+        let head = request_head(
+            &hyper::Method::GET,
+            "/",
             headers,
             &client,
             host.map(str::as_bytes),

@@ -166,20 +166,19 @@ fn outgoing(
     let chunked = body.as_ref().is_some_and(|body| body.chunked);
 
     let target = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-    let size = headers::request_headers_len(&parts.headers, &connection.client_ip);
-    let mut head = h1::HeadWriter::new(&parts.method, target, size);
     let host = match parts.headers.get(header::HOST) {
         Some(host) => Some(host.as_bytes()),
         None => parts.uri.authority().map(|a| a.as_str().as_bytes()),
     };
-    headers::write_request_headers(
-        &mut head,
+    let head = headers::request_head(
+        &parts.method,
+        target,
         &parts.headers,
         &connection.client_ip,
         host,
         upstream.authority.as_str().as_bytes(),
-    );
-    let head = head.finish(chunked);
+    )
+    .finish(chunked);
     let is_head = parts.method == Method::HEAD;
 
     // Only a request without a body can be sent twice.
